@@ -1,0 +1,152 @@
+import { parseHostPort, parsePortRange, type HostPort } from './address.js';
+import { RingtrainError } from './errors.js';
+import type { InitOptions } from './types.js';
+
+/** Everything a rank needs to know to join its job, resolved from options and the environment. */
+export interface RankContract {
+  rank: number;
+  size: number;
+  /** Undefined when nothing says: then derived at rendezvous from the hostnames. */
+  localRank: number | undefined;
+  localSize: number | undefined;
+  /** Rendezvous address; undefined only for a world of one. */
+  addr: HostPort | undefined;
+  iface: string | undefined;
+  timeoutMs: number;
+  stallWarningMs: number;
+  token: string;
+  portRange: [number, number] | undefined;
+  segmentBytes: number | undefined;
+  /** Which convention supplied rank and size, for messages. */
+  source: string;
+}
+
+export const DEFAULT_TIMEOUT_MS = 120_000;
+export const DEFAULT_STALL_WARNING_MS = 30_000;
+
+interface Convention {
+  name: string;
+  rank: string;
+  size: string;
+  localRank: string;
+  localSize: string | undefined;
+}
+
+// Order matters only for the message; contradictions between them are errors.
+const CONVENTIONS: readonly Convention[] = [
+  { name: 'ringtrain', rank: 'RINGTRAIN_RANK', size: 'RINGTRAIN_SIZE', localRank: 'RINGTRAIN_LOCAL_RANK', localSize: 'RINGTRAIN_LOCAL_SIZE' },
+  { name: 'torchrun', rank: 'RANK', size: 'WORLD_SIZE', localRank: 'LOCAL_RANK', localSize: 'LOCAL_WORLD_SIZE' },
+  { name: 'Open MPI', rank: 'OMPI_COMM_WORLD_RANK', size: 'OMPI_COMM_WORLD_SIZE', localRank: 'OMPI_COMM_WORLD_LOCAL_RANK', localSize: 'OMPI_COMM_WORLD_LOCAL_SIZE' },
+  { name: 'Slurm', rank: 'SLURM_PROCID', size: 'SLURM_NTASKS', localRank: 'SLURM_LOCALID', localSize: undefined },
+];
+
+function contractError(message: string): RingtrainError {
+  return new RingtrainError('ERR_RINGTRAIN_CONTRACT', `ringtrain: ${message}`);
+}
+
+function readInt(env: NodeJS.ProcessEnv, name: string, min: number): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) < min) {
+    throw contractError(`${name}='${raw}' is not an integer >= ${min}`);
+  }
+  return Number(raw);
+}
+
+function pick(
+  env: NodeJS.ProcessEnv,
+  field: 'rank' | 'size' | 'localRank' | 'localSize',
+  min: number,
+): { value: number; from: string } | undefined {
+  let found: { value: number; from: string } | undefined;
+  for (const c of CONVENTIONS) {
+    const name = c[field];
+    if (name === undefined) continue;
+    const value = readInt(env, name, min);
+    if (value === undefined) continue;
+    if (found && found.value !== value) {
+      throw contractError(`contradictory rank contract: ${found.from}=${found.value} but ${name}=${value}; unset one of them`);
+    }
+    found ??= { value, from: name };
+  }
+  return found;
+}
+
+function checkInt(value: number, what: string, min: number): number {
+  if (!Number.isInteger(value) || value < min) throw contractError(`${what} must be an integer >= ${min}, got ${value}`);
+  return value;
+}
+
+/** Resolves the rank contract. Options win over the environment; a missing or contradictory contract throws, saying what to set. */
+export function resolveContract(options: InitOptions = {}): RankContract {
+  const env = options.env ?? process.env;
+  const rankEnv = pick(env, 'rank', 0);
+  const sizeEnv = pick(env, 'size', 1);
+  const localRankEnv = pick(env, 'localRank', 0);
+  const localSizeEnv = pick(env, 'localSize', 1);
+
+  let rank = options.rank ?? rankEnv?.value;
+  let size = options.size ?? sizeEnv?.value;
+  if (rank === undefined && size === undefined) {
+    // Nothing set anywhere: a world of one, like running the script without a launcher.
+    rank = 0;
+    size = 1;
+  }
+  if (rank === undefined) {
+    throw contractError(`${sizeEnv?.from ?? 'size'} is set but the rank is not: set RINGTRAIN_RANK (or RANK, OMPI_COMM_WORLD_RANK, SLURM_PROCID)`);
+  }
+  if (size === undefined) {
+    throw contractError(`${rankEnv?.from ?? 'rank'} is set but the world size is not: set RINGTRAIN_SIZE (or WORLD_SIZE, OMPI_COMM_WORLD_SIZE, SLURM_NTASKS)`);
+  }
+  checkInt(size, 'size', 1);
+  checkInt(rank, 'rank', 0);
+  if (rank >= size) throw contractError(`rank ${rank} is out of range for a world of size ${size} (ranks are 0..${size - 1})`);
+
+  const localRank = options.localRank ?? localRankEnv?.value;
+  const localSize = options.localSize ?? localSizeEnv?.value;
+  if (localRank !== undefined && localSize !== undefined && localRank >= localSize) {
+    throw contractError(`local rank ${localRank} is out of range for local size ${localSize}`);
+  }
+
+  let addr: HostPort | undefined;
+  const addrText = options.addr ?? env.RINGTRAIN_ADDR;
+  if (addrText !== undefined && addrText !== '') {
+    try {
+      addr = parseHostPort(addrText, options.addr !== undefined ? 'addr option' : 'RINGTRAIN_ADDR');
+    } catch (e) {
+      throw contractError((e as Error).message);
+    }
+  } else if (env.MASTER_ADDR) {
+    const port = readInt(env, 'MASTER_PORT', 1);
+    if (port === undefined) throw contractError('MASTER_ADDR is set but MASTER_PORT is not: set MASTER_PORT (or RINGTRAIN_ADDR=host:port)');
+    addr = { host: env.MASTER_ADDR, port };
+  }
+  if (size > 1 && addr === undefined) {
+    throw contractError(
+      `a world of ${size} ranks needs a rendezvous address: set RINGTRAIN_ADDR=host:port (or MASTER_ADDR and MASTER_PORT); rank 0 serves it there`,
+    );
+  }
+
+  const timeoutMs = options.timeoutMs ?? readInt(env, 'RINGTRAIN_TIMEOUT_MS', 1) ?? DEFAULT_TIMEOUT_MS;
+  checkInt(timeoutMs, 'timeoutMs', 1);
+  const stallWarningMs =
+    options.stallWarningMs ?? readInt(env, 'RINGTRAIN_STALL_WARNING_MS', 1) ?? Math.min(DEFAULT_STALL_WARNING_MS, timeoutMs);
+
+  let portRange: [number, number] | undefined;
+  if (options.portRange) {
+    portRange = [options.portRange[0], options.portRange[1]];
+  } else if (env.RINGTRAIN_PORT_RANGE) {
+    try {
+      portRange = parsePortRange(env.RINGTRAIN_PORT_RANGE, 'RINGTRAIN_PORT_RANGE');
+    } catch (e) {
+      throw contractError((e as Error).message);
+    }
+  }
+
+  const segmentBytes = options.segmentBytes ?? readInt(env, 'RINGTRAIN_SEGMENT_BYTES', 1);
+  const iface = options.iface ?? (env.RINGTRAIN_IFACE || undefined);
+  const token = options.token ?? env.RINGTRAIN_TOKEN ?? '';
+  const source = options.rank !== undefined ? 'init options' : (rankEnv?.from ?? 'default (world of one)');
+
+  return { rank, size, localRank, localSize, addr, iface, timeoutMs, stallWarningMs, token, portRange, segmentBytes, source };
+}

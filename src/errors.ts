@@ -1,0 +1,21 @@
+/** Machine-readable error codes carried by every error ringtrain throws. */
+export type RingtrainErrorCode =
+  | 'ERR_RINGTRAIN_CONTRACT'
+  | 'ERR_RINGTRAIN_ARGUMENT'
+  | 'ERR_RINGTRAIN_TIMEOUT'
+  | 'ERR_RINGTRAIN_PEER'
+  | 'ERR_RINGTRAIN_MISMATCH'
+  | 'ERR_RINGTRAIN_AUTH'
+  | 'ERR_RINGTRAIN_CLOSED'
+  | 'ERR_RINGTRAIN_RENDEZVOUS'
+  | 'ERR_RINGTRAIN_NO_GPU'
+  | 'ERR_RINGTRAIN_INTERNAL';
+
+export class RingtrainError extends Error {
+  readonly code: RingtrainErrorCode;
+  constructor(code: RingtrainErrorCode, message: string) {
+    super(message);
+    this.name = 'RingtrainError';
+    this.code = code;
+  }
+}

@@ -1,0 +1,403 @@
+/**
+ * Rendezvous: every rank tells one server where its ring listener is, and gets back the table of all
+ * ranks once all have joined. Served by the launcher, or by rank 0 when there is none.
+ *
+ * Wire: newline-delimited JSON, at most MAX_LINE bytes a line. The server opens with a nonce; the
+ * client's join carries HMAC(token, nonce, rank, size), the table carries HMAC(token, client nonce,
+ * table digest), so each side proves it knows the job token without sending it.
+ */
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import net from 'node:net';
+import { formatHostPort, type HostPort } from './address.js';
+import { RingtrainError } from './errors.js';
+import type { PeerInfo } from './types.js';
+
+const MAX_LINE = 64 * 1024;
+const PROTOCOL = 'ringtrain-rdv/1';
+
+export interface JoinInfo extends PeerInfo {
+  size: number;
+  localSize: number | undefined;
+}
+
+function mac(token: string, ...parts: (string | number)[]): string {
+  return createHmac('sha256', token).update(parts.join('|')).digest('hex');
+}
+
+function macEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function tableDigest(peers: readonly PeerInfo[]): string {
+  return createHash('sha256').update(JSON.stringify(peers)).digest('hex');
+}
+
+/** Splits a socket's bytes into bounded lines; a longer line is a protocol error. */
+function lineReader(socket: net.Socket, onLine: (line: string) => void, onError: (err: Error) => void): void {
+  let buffered = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    buffered += chunk;
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      onLine(line);
+    }
+    if (buffered.length > MAX_LINE) onError(new Error(`line longer than ${MAX_LINE} bytes`));
+  });
+}
+
+function parseObject(line: string): Record<string, unknown> {
+  const value: unknown = JSON.parse(line);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not a JSON object');
+  return value as Record<string, unknown>;
+}
+
+function isInt(v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+}
+
+function isText(v: unknown, maxLength = 1024): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= maxLength;
+}
+
+export interface RendezvousServerOptions {
+  size: number;
+  token: string;
+  /** Address to listen on; port 0 picks one. */
+  host: string;
+  port: number;
+  /** All ranks must have joined within this long after listen, or `table` rejects naming who is missing. */
+  timeoutMs: number;
+  onJoin?: (info: JoinInfo) => void;
+  /** Rejected connections (bad token, garbage) are reported here and dropped; the job goes on. */
+  onReject?: (remote: string, reason: string) => void;
+}
+
+/** Serves one job's rendezvous. */
+export class RendezvousServer {
+  readonly port: number;
+  readonly host: string;
+  /** Resolves with every rank's info, in rank order, once all have joined. */
+  readonly table: Promise<PeerInfo[]>;
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly joined = new Map<number, { info: JoinInfo; socket: net.Socket; clientNonce: string }>();
+  private timer: NodeJS.Timeout | undefined;
+  private settled = false;
+
+  private constructor(server: net.Server, private readonly options: RendezvousServerOptions, table: {
+    promise: Promise<PeerInfo[]>;
+    resolve: (t: PeerInfo[]) => void;
+    reject: (e: Error) => void;
+  }) {
+    this.server = server;
+    const address = server.address() as net.AddressInfo;
+    this.port = address.port;
+    this.host = options.host;
+    this.table = table.promise;
+    this.table.catch(() => undefined);
+    this.timer = setTimeout(() => {
+      const missing: number[] = [];
+      for (let r = 0; r < options.size; r++) if (!this.joined.has(r)) missing.push(r);
+      const err = new RingtrainError(
+        'ERR_RINGTRAIN_TIMEOUT',
+        `ringtrain: rendezvous timed out after ${options.timeoutMs / 1000}s: rank(s) ${missing.join(', ')} of ${options.size} never joined`,
+      );
+      this.fail(err, table.reject);
+    }, options.timeoutMs);
+    this.timer.unref();
+    server.on('connection', (socket) => this.accept(socket, table.resolve, table.reject));
+  }
+
+  static async listen(options: RendezvousServerOptions): Promise<RendezvousServer> {
+    let resolve!: (t: PeerInfo[]) => void;
+    let reject!: (e: Error) => void;
+    const promise = new Promise<PeerInfo[]>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const server = net.createServer();
+    server.maxConnections = Math.max(64, options.size * 4);
+    await new Promise<void>((res, rej) => {
+      server.once('error', rej);
+      server.listen({ host: options.host, port: options.port, exclusive: true }, () => {
+        server.off('error', rej);
+        res();
+      });
+    });
+    return new RendezvousServer(server, options, { promise, resolve, reject });
+  }
+
+  private reject(socket: net.Socket, reason: string): void {
+    const remote = formatHostPort(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+    this.options.onReject?.(remote, reason);
+    if (socket.writable) socket.end(JSON.stringify({ t: 'error', message: reason }) + '\n');
+    socket.destroy();
+  }
+
+  private accept(socket: net.Socket, resolve: (t: PeerInfo[]) => void, reject: (e: Error) => void): void {
+    if (this.settled) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      for (const [rank, entry] of this.joined) {
+        if (entry.socket === socket && !this.settled) this.joined.delete(rank); // may rejoin
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.setNoDelay(true);
+    const nonce = randomBytes(16).toString('hex');
+    let answered = false;
+    socket.write(JSON.stringify({ t: 'hello', protocol: PROTOCOL, nonce }) + '\n');
+    lineReader(
+      socket,
+      (line) => {
+        if (answered) {
+          this.reject(socket, 'unexpected data after join');
+          return;
+        }
+        answered = true;
+        let msg: Record<string, unknown>;
+        try {
+          msg = parseObject(line);
+        } catch {
+          this.reject(socket, 'malformed join (not JSON)');
+          return;
+        }
+        this.onJoin(socket, nonce, msg, resolve, reject);
+      },
+      (err) => this.reject(socket, err.message),
+    );
+  }
+
+  private onJoin(
+    socket: net.Socket,
+    nonce: string,
+    m: Record<string, unknown>,
+    resolve: (t: PeerInfo[]) => void,
+    reject: (e: Error) => void,
+  ): void {
+    const size = this.options.size;
+    if (m.t !== 'join' || !isInt(m.rank, 0) || !isInt(m.size, 1) || !isText(m.mac, 128) || !isText(m.nonce, 128)) {
+      this.reject(socket, 'malformed join');
+      return;
+    }
+    if (!macEqual(m.mac, mac(this.options.token, 'join', nonce, m.rank, m.size))) {
+      this.reject(socket, 'authentication failed (wrong or missing RINGTRAIN_TOKEN)');
+      return;
+    }
+    if (m.size !== size) {
+      const err = `rank ${m.rank} believes the world has ${m.size} ranks, but this job has ${size}`;
+      this.reject(socket, err);
+      this.fail(new RingtrainError('ERR_RINGTRAIN_CONTRACT', `ringtrain: ${err}`), reject);
+      return;
+    }
+    if (m.rank >= size || !isText(m.host, 256) || !isInt(m.port, 1, 65535) || !isInt(m.pid, 0) || !isInt(m.localRank, 0)) {
+      this.reject(socket, 'malformed join (rank, host, port, pid or localRank out of range)');
+      return;
+    }
+    const hostname = isText(m.hostname, 256) ? m.hostname : m.host;
+    const existing = this.joined.get(m.rank);
+    if (existing) {
+      const err = `two processes claim rank ${m.rank}: ${existing.info.hostname} (pid ${existing.info.pid}) and ${hostname} (pid ${m.pid})`;
+      this.reject(socket, err);
+      this.fail(new RingtrainError('ERR_RINGTRAIN_CONTRACT', `ringtrain: ${err}`), reject);
+      return;
+    }
+    const info: JoinInfo = {
+      rank: m.rank,
+      host: m.host,
+      port: m.port,
+      hostname,
+      localRank: m.localRank,
+      pid: m.pid,
+      size: m.size,
+      localSize: isInt(m.localSize, 1) ? m.localSize : undefined,
+    };
+    this.joined.set(m.rank, { info, socket, clientNonce: m.nonce });
+    this.options.onJoin?.(info);
+    if (this.joined.size === size) this.complete(resolve);
+  }
+
+  private complete(resolve: (t: PeerInfo[]) => void): void {
+    const peers: PeerInfo[] = [];
+    for (let r = 0; r < this.options.size; r++) {
+      const { info } = this.joined.get(r)!;
+      peers.push({ rank: info.rank, host: info.host, port: info.port, hostname: info.hostname, localRank: info.localRank, pid: info.pid });
+    }
+    const digest = tableDigest(peers);
+    for (const { socket, clientNonce } of this.joined.values()) {
+      socket.end(JSON.stringify({ t: 'table', peers, mac: mac(this.options.token, 'table', clientNonce, digest) }) + '\n');
+    }
+    this.settled = true;
+    if (this.timer) clearTimeout(this.timer);
+    resolve(peers);
+  }
+
+  private fail(err: Error, reject: (e: Error) => void): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const { socket } of this.joined.values()) {
+      if (socket.writable) socket.end(JSON.stringify({ t: 'error', message: err.message }) + '\n');
+    }
+    reject(err);
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((res) => this.server.close(() => res()));
+  }
+}
+
+/** A client's connection to the rendezvous, open from connect() until join() returns the table. */
+export class RendezvousClient {
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly lines: AsyncIterator<string>,
+    private readonly deadline: number,
+    private readonly where: string,
+  ) {}
+
+  /** Local address of this connection: the address that routes to the rendezvous, advertised when no interface is named. */
+  get localAddress(): string {
+    return this.socket.localAddress ?? '127.0.0.1';
+  }
+
+  /** Connects, retrying refused connections (the server may not be up yet) until `timeoutMs` runs out. */
+  static async connect(addr: HostPort, timeoutMs: number): Promise<RendezvousClient> {
+    const deadline = Date.now() + timeoutMs;
+    const where = formatHostPort(addr.host, addr.port);
+    let lastError = 'no attempt';
+    let delay = 50;
+    while (Date.now() < deadline) {
+      try {
+        const socket = await new Promise<net.Socket>((resolve, reject) => {
+          const s = net.connect({ host: addr.host, port: addr.port });
+          const timer = setTimeout(() => {
+            s.destroy();
+            reject(new Error('connect timed out'));
+          }, Math.max(1, Math.min(5000, deadline - Date.now())));
+          s.once('connect', () => {
+            clearTimeout(timer);
+            resolve(s);
+          });
+          s.once('error', (e) => {
+            clearTimeout(timer);
+            reject(e);
+          });
+        });
+        socket.setNoDelay(true);
+        return new RendezvousClient(socket, RendezvousClient.lines(socket), deadline, where);
+      } catch (e) {
+        lastError = (e as Error).message;
+        await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
+        delay = Math.min(delay * 2, 500);
+      }
+    }
+    throw new RingtrainError(
+      'ERR_RINGTRAIN_TIMEOUT',
+      `ringtrain: could not reach the rendezvous at ${where} within ${timeoutMs / 1000}s (last error: ${lastError}); is rank 0 (or the launcher) running, and RINGTRAIN_ADDR right?`,
+    );
+  }
+
+  private static lines(socket: net.Socket): AsyncIterator<string> {
+    const queue: string[] = [];
+    const waiters: { resolve: (r: IteratorResult<string>) => void; reject: (e: Error) => void }[] = [];
+    let failure: Error | undefined;
+    let ended = false;
+    const flush = (): void => {
+      while (waiters.length > 0 && (queue.length > 0 || failure || ended)) {
+        const w = waiters.shift()!;
+        if (queue.length > 0) w.resolve({ value: queue.shift()!, done: false });
+        else if (failure) w.reject(failure);
+        else w.resolve({ value: undefined, done: true });
+      }
+    };
+    lineReader(
+      socket,
+      (line) => {
+        queue.push(line);
+        flush();
+      },
+      (err) => {
+        failure = err;
+        socket.destroy();
+        flush();
+      },
+    );
+    socket.on('error', (e) => {
+      failure ??= e;
+      flush();
+    });
+    socket.on('close', () => {
+      ended = true;
+      flush();
+    });
+    return {
+      next: () =>
+        new Promise<IteratorResult<string>>((resolve, reject) => {
+          waiters.push({ resolve, reject });
+          flush();
+        }),
+    };
+  }
+
+  private async read(what: string): Promise<Record<string, unknown>> {
+    const remaining = this.deadline - Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new RingtrainError('ERR_RINGTRAIN_TIMEOUT', `ringtrain: rendezvous at ${this.where} timed out waiting for ${what}`)),
+        Math.max(1, remaining),
+      );
+    });
+    try {
+      const r = await Promise.race([this.lines.next(), timeout]);
+      if (r.done) throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: rendezvous at ${this.where} closed the connection while waiting for ${what}`);
+      const msg = parseObject(r.value);
+      if (msg.t === 'error') {
+        throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: rendezvous at ${this.where} refused: ${String(msg.message)}`);
+      }
+      return msg;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Sends this rank's info and waits for the full table. */
+  async join(info: JoinInfo, token: string): Promise<PeerInfo[]> {
+    try {
+      const hello = await this.read('the server hello');
+      if (hello.t !== 'hello' || hello.protocol !== PROTOCOL || !isText(hello.nonce, 128)) {
+        throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: ${this.where} does not speak ${PROTOCOL}`);
+      }
+      const clientNonce = randomBytes(16).toString('hex');
+      this.socket.write(
+        JSON.stringify({ t: 'join', ...info, nonce: clientNonce, mac: mac(token, 'join', hello.nonce, info.rank, info.size) }) + '\n',
+      );
+      const table = await this.read(`the other ${info.size - 1} rank(s) to join`);
+      if (table.t !== 'table' || !Array.isArray(table.peers) || !isText(table.mac, 128)) {
+        throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: malformed table from ${this.where}`);
+      }
+      const peers = table.peers as PeerInfo[];
+      if (!macEqual(table.mac, mac(token, 'table', clientNonce, tableDigest(peers)))) {
+        throw new RingtrainError('ERR_RINGTRAIN_AUTH', `ringtrain: the rendezvous at ${this.where} could not prove it knows the job token`);
+      }
+      if (peers.length !== info.size || peers.some((p, i) => p.rank !== i)) {
+        throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: inconsistent table from ${this.where}`);
+      }
+      return peers;
+    } finally {
+      this.socket.destroy();
+    }
+  }
+}

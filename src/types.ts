@@ -1,0 +1,79 @@
+/** Element types a collective can carry. float16 and bfloat16 travel in a Uint16Array and must be named. */
+export type Dtype = 'float32' | 'float64' | 'int32' | 'int8' | 'uint8' | 'int64' | 'float16' | 'bfloat16';
+
+/** Reduction applied element-wise across ranks. `avg` is the sum divided by the number of ranks. */
+export type ReduceOp = 'sum' | 'avg' | 'min' | 'max' | 'prod';
+
+/** A typed array a collective can work on in place. */
+export type CollectiveView =
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | Int8Array
+  | Uint8Array
+  | BigInt64Array
+  | Uint16Array;
+
+export interface ReduceOptions {
+  /** Default `sum`. */
+  op?: ReduceOp;
+  /** Needed only for a Uint16Array view: `float16` or `bfloat16`. */
+  dtype?: Dtype;
+}
+
+/** Where a rank lives, as told to every other rank at rendezvous. */
+export interface PeerInfo {
+  rank: number;
+  /** Address the rank's ring listener is bound to and advertised on. */
+  host: string;
+  port: number;
+  hostname: string;
+  localRank: number;
+  pid: number;
+}
+
+export interface Communicator {
+  readonly rank: number;
+  readonly size: number;
+  readonly localRank: number;
+  readonly localSize: number;
+  /** Every rank's address, in rank order. */
+  readonly peers: readonly PeerInfo[];
+  /** True once closed, by `close()` or by a failed collective. */
+  readonly closed: boolean;
+  /** Reduces `view` across all ranks in place and resolves to the same view. */
+  allreduce<T extends CollectiveView>(view: T, options?: ReduceOptions): Promise<T>;
+  /** As `allreduce`, but blocks the calling thread until done (for synchronous hooks such as tfjs' applyGradients). */
+  allreduceSync<T extends CollectiveView>(view: T, options?: ReduceOptions): T;
+  /** Copies `root`'s `view` into every rank's `view`. */
+  broadcast<T extends CollectiveView>(view: T, root?: number, options?: { dtype?: Dtype }): Promise<T>;
+  /** Returns a new array of `size * view.length` elements: every rank's view in rank order. */
+  allgather<T extends CollectiveView>(view: T, options?: { dtype?: Dtype }): Promise<T>;
+  /** Resolves on every rank only once every rank has entered it. */
+  barrier(): Promise<void>;
+  /** Idempotent; joins the native threads. */
+  close(): Promise<void>;
+}
+
+export interface InitOptions {
+  rank?: number;
+  size?: number;
+  localRank?: number;
+  localSize?: number;
+  /** host:port of the rendezvous. Rank 0 serves it when no launcher does. */
+  addr?: string;
+  /** Network interface to bind and advertise on (e.g. eth0). */
+  iface?: string;
+  /** Every blocking step (connect, rendezvous, each collective) fails after this long without progress. */
+  timeoutMs?: number;
+  /** Shared job secret; connections prove they know it (HMAC challenge-response). */
+  token?: string;
+  /** Every port ringtrain opens lies in [min, max]. */
+  portRange?: readonly [number, number];
+  /** Pipeline segment of the ring, in bytes. */
+  segmentBytes?: number;
+  /** Warn when a collective has waited this long for a peer (stall inspector). */
+  stallWarningMs?: number;
+  /** Environment to read the rank contract from; default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
