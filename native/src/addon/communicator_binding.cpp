@@ -1,0 +1,326 @@
+#include "communicator_binding.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+
+namespace ringtrain {
+
+// One in-flight async operation, from submission (JS thread) to settlement (JS thread). The
+// references keep the caller's typed arrays alive while the worker thread uses their memory.
+struct JsCompletion {
+  explicit JsCompletion(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise::Deferred deferred;
+  std::vector<Napi::Reference<Napi::Value>> keep;
+  std::optional<CommError> error;
+  uint64_t seq = 0;
+  int64_t submittedUs = 0, startUs = 0, headerUs = 0, reduceScatterUs = 0, endUs = 0;
+  bool connect = false;
+};
+
+namespace {
+
+Napi::Error makeError(Napi::Env env, const CommError& e) {
+  Napi::Error err = Napi::Error::New(env, e.what());
+  err.Set("code", Napi::String::New(env, errorCodeName(e.code())));
+  return err;
+}
+
+[[noreturn]] void throwArg(Napi::Env env, const std::string& message) {
+  Napi::Error err = Napi::TypeError::New(env, message);
+  err.Set("code", Napi::String::New(env, "ERR_RINGTRAIN_ARGUMENT"));
+  throw err;
+}
+
+int intArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsNumber()) throwArg(info.Env(), std::string(what) + " must be a number");
+  return info[i].As<Napi::Number>().Int32Value();
+}
+
+// Checks a typed array against a dtype and returns its memory and element count.
+void* viewData(Napi::Env env, const Napi::Value& v, Dtype dtype, size_t* count) {
+  if (!v.IsTypedArray()) throwArg(env, "expected a typed array");
+  auto ta = v.As<Napi::TypedArray>();
+  size_t elem = dtypeSize(dtype);
+  if (ta.ElementSize() != elem) {
+    throwArg(env, std::string("a typed array of ") + std::to_string(ta.ElementSize()) + "-byte elements cannot carry " + dtypeName(dtype));
+  }
+  auto* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data());
+  *count = ta.ElementLength();
+  return base ? base + ta.ByteOffset() : nullptr;
+}
+
+Dtype dtypeArg(const Napi::CallbackInfo& info, size_t i) {
+  int d = intArg(info, i, "dtype");
+  if (!validDtype(d)) throwArg(info.Env(), "unknown dtype code " + std::to_string(d));
+  return static_cast<Dtype>(d);
+}
+
+Napi::Object timingObject(Napi::Env env, uint64_t seq, int64_t submitted, int64_t start, int64_t header, int64_t rs, int64_t end) {
+  Napi::Object t = Napi::Object::New(env);
+  t.Set("seq", Napi::Number::New(env, static_cast<double>(seq)));
+  t.Set("submittedUs", Napi::Number::New(env, static_cast<double>(submitted)));
+  t.Set("startUs", Napi::Number::New(env, static_cast<double>(start)));
+  t.Set("headerUs", Napi::Number::New(env, static_cast<double>(header)));
+  t.Set("reduceScatterUs", Napi::Number::New(env, static_cast<double>(rs)));
+  t.Set("endUs", Napi::Number::New(env, static_cast<double>(end)));
+  return t;
+}
+
+}  // namespace
+
+void CommunicatorBinding::Init(Napi::Env env, Napi::Object exports, AddonState* state) {
+  Napi::Function cls = DefineClass(env, "NativeCommunicator",
+                                   {
+                                       InstanceAccessor<&CommunicatorBinding::Port>("port"),
+                                       InstanceMethod<&CommunicatorBinding::Connect>("connect"),
+                                       InstanceMethod<&CommunicatorBinding::Allreduce>("allreduce"),
+                                       InstanceMethod<&CommunicatorBinding::AllreduceSync>("allreduceSync"),
+                                       InstanceMethod<&CommunicatorBinding::Broadcast>("broadcast"),
+                                       InstanceMethod<&CommunicatorBinding::Allgather>("allgather"),
+                                       InstanceMethod<&CommunicatorBinding::Barrier>("barrier"),
+                                       InstanceMethod<&CommunicatorBinding::Close>("close"),
+                                   },
+                                   state);
+  exports.Set("NativeCommunicator", cls);
+}
+
+CommunicatorBinding::CommunicatorBinding(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CommunicatorBinding>(info) {
+  Napi::Env env = info.Env();
+  state_ = static_cast<AddonState*>(info.Data());
+  if (info.Length() < 1 || !info[0].IsObject()) throwArg(env, "NativeCommunicator needs an options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto num = [&](const char* key, double fallback) {
+    Napi::Value v = o.Get(key);
+    return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+  };
+  auto str = [&](const char* key) {
+    Napi::Value v = o.Get(key);
+    return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+  };
+  CommunicatorOptions opts;
+  opts.rank = static_cast<int>(num("rank", 0));
+  opts.size = static_cast<int>(num("size", 1));
+  opts.token = str("token");
+  opts.timeoutMs = static_cast<int>(num("timeoutMs", 120000));
+  opts.stallWarningMs = static_cast<int>(num("stallWarningMs", 30000));
+  opts.segmentBytes = static_cast<size_t>(num("segmentBytes", 1 << 20));
+  opts.socketBuffer = static_cast<int>(num("socketBuffer", 0));
+  opts.bindHost = str("bindHost");
+  opts.portMin = static_cast<int>(num("portMin", 0));
+  opts.portMax = static_cast<int>(num("portMax", 0));
+  try {
+    core_ = std::make_unique<Communicator>(std::move(opts));
+  } catch (const CommError& e) {
+    throw makeError(env, e);
+  }
+  tsfn_ = Tsfn::New(env, "ringtrain.completion", 0, 1, this);
+  tsfn_.Unref(env);  // an idle communicator must not keep the process alive
+  tsfnLive_ = true;
+  if (state_) state_->live.insert(this);
+}
+
+CommunicatorBinding::~CommunicatorBinding() {
+  shutdown();
+  if (state_) state_->live.erase(this);
+}
+
+void CommunicatorBinding::shutdown() {
+  if (core_) core_->cancel();  // joins the worker; every queued completion has been posted
+  if (tsfnLive_) {
+    tsfnLive_ = false;
+    tsfn_.Release();
+  }
+}
+
+void CommunicatorBinding::CallJs(Napi::Env env, Napi::Function, CommunicatorBinding* self, JsCompletion* c) {
+  if (env == nullptr || self == nullptr) {  // environment going away: nobody to tell
+    delete c;
+    return;
+  }
+  self->settle(env, c);
+}
+
+void CommunicatorBinding::settle(Napi::Env env, JsCompletion* c) {
+  Napi::HandleScope scope(env);
+  if (c->error) {
+    c->deferred.Reject(makeError(env, *c->error).Value());
+  } else if (c->connect) {
+    c->deferred.Resolve(env.Undefined());
+  } else {
+    c->deferred.Resolve(timingObject(env, c->seq, c->submittedUs, c->startUs, c->headerUs, c->reduceScatterUs, c->endUs));
+  }
+  delete c;
+  if (--pending_ == 0) {
+    if (tsfnLive_) tsfn_.Unref(env);
+    Unref();
+  }
+}
+
+Napi::Value CommunicatorBinding::submitAsync(Napi::Env env, std::unique_ptr<Operation> op, JsCompletion* c) {
+  Napi::Promise promise = c->deferred.Promise();
+  if (closed_ || !tsfnLive_) {
+    c->deferred.Reject(makeError(env, CommError(ErrorCode::Closed, "the communicator is closed")).Value());
+    delete c;
+    return promise;
+  }
+  if (pending_++ == 0) {
+    tsfn_.Ref(env);
+    Ref();
+  }
+  Tsfn tsfn = tsfn_;
+  op->done = [c, tsfn](Operation& o, const CommError* error) mutable {
+    if (error) c->error = *error;
+    c->seq = o.seq;
+    c->submittedUs = o.submittedUs;
+    c->startUs = o.startUs;
+    c->headerUs = o.phases.headerDoneUs;
+    c->reduceScatterUs = o.phases.reduceScatterDoneUs;
+    c->endUs = steadyMicros();
+    if (tsfn.NonBlockingCall(c) != napi_ok) delete c;  // only when the environment is being torn down
+  };
+  core_->submit(std::move(op));
+  return promise;
+}
+
+Napi::Value CommunicatorBinding::Port(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), core_ ? core_->port() : 0); }
+
+Napi::Value CommunicatorBinding::Connect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) throwArg(env, "connect needs the peer table");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  auto op = std::make_unique<Operation>();
+  op->kind = OpKind::Connect;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsObject()) throwArg(env, "peer table entries must be objects");
+    Napi::Object p = v.As<Napi::Object>();
+    PeerAddress a;
+    a.host = p.Get("host").ToString().Utf8Value();
+    a.port = p.Get("port").ToNumber().Int32Value();
+    Napi::Value hn = p.Get("hostname");
+    if (hn.IsString()) a.hostname = hn.As<Napi::String>().Utf8Value();
+    op->peers.push_back(std::move(a));
+  }
+  auto* c = new JsCompletion(env);
+  c->connect = true;
+  return submitAsync(env, std::move(op), c);
+}
+
+Napi::Value CommunicatorBinding::Allreduce(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Dtype dtype = dtypeArg(info, 1);
+  int opCode = intArg(info, 2, "op");
+  if (!validOp(opCode)) throwArg(env, "unknown op code " + std::to_string(opCode));
+  auto op = std::make_unique<Operation>();
+  op->kind = OpKind::Allreduce;
+  op->dtype = dtype;
+  op->op = static_cast<ReduceOp>(opCode);
+  op->data = viewData(env, info[0], dtype, &op->count);
+  auto* c = new JsCompletion(env);
+  c->keep.push_back(Napi::Persistent(info[0]));
+  return submitAsync(env, std::move(op), c);
+}
+
+Napi::Value CommunicatorBinding::AllreduceSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Dtype dtype = dtypeArg(info, 1);
+  int opCode = intArg(info, 2, "op");
+  if (!validOp(opCode)) throwArg(env, "unknown op code " + std::to_string(opCode));
+  if (closed_) throw makeError(env, CommError(ErrorCode::Closed, "the communicator is closed"));
+  auto op = std::make_unique<Operation>();
+  op->kind = OpKind::Allreduce;
+  op->dtype = dtype;
+  op->op = static_cast<ReduceOp>(opCode);
+  op->data = viewData(env, info[0], dtype, &op->count);
+
+  // The worker signals here; `info[0]` stays alive on the JS stack for the whole wait.
+  struct Wait {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+    std::optional<CommError> error;
+    uint64_t seq = 0;
+    int64_t submitted = 0, start = 0, header = 0, rs = 0, end = 0;
+  };
+  auto wait = std::make_shared<Wait>();
+  op->done = [wait](Operation& o, const CommError* error) {
+    std::lock_guard<std::mutex> lock(wait->m);
+    if (error) wait->error = *error;
+    wait->seq = o.seq;
+    wait->submitted = o.submittedUs;
+    wait->start = o.startUs;
+    wait->header = o.phases.headerDoneUs;
+    wait->rs = o.phases.reduceScatterDoneUs;
+    wait->end = steadyMicros();
+    wait->done = true;
+    wait->cv.notify_all();
+  };
+  core_->submit(std::move(op));
+  {
+    // No deadline here on purpose: the worker bounds every step of every queued operation by the
+    // communicator timeout, so this wait always ends.
+    std::unique_lock<std::mutex> lock(wait->m);
+    wait->cv.wait(lock, [&] { return wait->done; });
+  }
+  if (wait->error) throw makeError(env, *wait->error);
+  return timingObject(env, wait->seq, wait->submitted, wait->start, wait->header, wait->rs, wait->end);
+}
+
+Napi::Value CommunicatorBinding::Broadcast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Dtype dtype = dtypeArg(info, 1);
+  int root = intArg(info, 2, "root");
+  if (root < 0 || root >= core_->size()) throwArg(env, "root " + std::to_string(root) + " is not a rank of this world");
+  auto op = std::make_unique<Operation>();
+  op->kind = OpKind::Broadcast;
+  op->dtype = dtype;
+  op->root = root;
+  op->data = viewData(env, info[0], dtype, &op->count);
+  auto* c = new JsCompletion(env);
+  c->keep.push_back(Napi::Persistent(info[0]));
+  return submitAsync(env, std::move(op), c);
+}
+
+Napi::Value CommunicatorBinding::Allgather(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Dtype dtype = dtypeArg(info, 2);
+  auto op = std::make_unique<Operation>();
+  op->kind = OpKind::Allgather;
+  op->dtype = dtype;
+  size_t srcCount = 0, dstCount = 0;
+  op->src = viewData(env, info[0], dtype, &srcCount);
+  op->data = viewData(env, info[1], dtype, &dstCount);
+  if (dstCount != srcCount * static_cast<size_t>(core_->size())) {
+    throwArg(env, "allgather destination must hold size x source elements");
+  }
+  op->count = srcCount;
+  auto* c = new JsCompletion(env);
+  c->keep.push_back(Napi::Persistent(info[0]));
+  c->keep.push_back(Napi::Persistent(info[1]));
+  return submitAsync(env, std::move(op), c);
+}
+
+Napi::Value CommunicatorBinding::Barrier(const Napi::CallbackInfo& info) {
+  auto op = std::make_unique<Operation>();
+  op->kind = OpKind::Barrier;
+  return submitAsync(info.Env(), std::move(op), new JsCompletion(info.Env()));
+}
+
+Napi::Value CommunicatorBinding::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) {
+    auto d = Napi::Promise::Deferred::New(env);
+    d.Resolve(env.Undefined());
+    return d.Promise();
+  }
+  auto op = std::make_unique<Operation>();
+  op->kind = OpKind::Close;
+  auto* c = new JsCompletion(env);
+  c->connect = true;
+  Napi::Value promise = submitAsync(env, std::move(op), c);
+  closed_ = true;  // later calls are refused here, before reaching the worker
+  return promise;
+}
+
+}  // namespace ringtrain

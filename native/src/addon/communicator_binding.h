@@ -1,0 +1,49 @@
+// JS class NativeCommunicator: thin binding over the core Communicator. Promise-returning calls
+// complete through one thread-safe function per communicator; the sync call blocks the JS thread.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+
+#include "../core/communicator.h"
+#include "addon_state.h"
+
+namespace ringtrain {
+
+struct JsCompletion;
+
+class CommunicatorBinding : public Napi::ObjectWrap<CommunicatorBinding> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports, AddonState* state);
+  explicit CommunicatorBinding(const Napi::CallbackInfo& info);
+  ~CommunicatorBinding() override;
+
+  // Cancels the worker and releases the thread-safe function; safe to call more than once.
+  void shutdown();
+  void detachState() { state_ = nullptr; }
+  void settle(Napi::Env env, JsCompletion* completion);
+
+ private:
+  static void CallJs(Napi::Env env, Napi::Function, CommunicatorBinding* self, JsCompletion* completion);
+  using Tsfn = Napi::TypedThreadSafeFunction<CommunicatorBinding, JsCompletion, CallJs>;
+
+  Napi::Value Port(const Napi::CallbackInfo& info);
+  Napi::Value Connect(const Napi::CallbackInfo& info);
+  Napi::Value Allreduce(const Napi::CallbackInfo& info);
+  Napi::Value AllreduceSync(const Napi::CallbackInfo& info);
+  Napi::Value Broadcast(const Napi::CallbackInfo& info);
+  Napi::Value Allgather(const Napi::CallbackInfo& info);
+  Napi::Value Barrier(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+
+  Napi::Value submitAsync(Napi::Env env, std::unique_ptr<Operation> op, JsCompletion* completion);
+
+  std::unique_ptr<Communicator> core_;
+  Tsfn tsfn_;
+  bool tsfnLive_ = false;
+  int pending_ = 0;
+  bool closed_ = false;
+  AddonState* state_ = nullptr;
+};
+
+}  // namespace ringtrain

@@ -1,0 +1,224 @@
+#include "communicator.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "clock.h"
+
+namespace ringtrain {
+
+int64_t steadyMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+namespace {
+
+void logToStderr(const std::string& line) {
+  std::string out = "ringtrain: " + line + "\n";
+  // One write() per line keeps lines whole when several threads or processes share the terminal.
+  ssize_t ignored = ::write(2, out.data(), out.size());
+  (void)ignored;
+}
+
+void drainEventFd(int fd) {
+  uint64_t v;
+  ssize_t ignored = ::read(fd, &v, sizeof v);
+  (void)ignored;
+}
+
+}  // namespace
+
+Communicator::Communicator(CommunicatorOptions options) : o_(std::move(options)) {
+  if (o_.size < 1 || o_.rank < 0 || o_.rank >= o_.size) {
+    throw CommError(ErrorCode::Argument, "rank " + std::to_string(o_.rank) + " is out of range for size " + std::to_string(o_.size));
+  }
+  if (!o_.log) o_.log = logToStderr;
+  if (o_.size > 1) listener_ = listenTcp(o_.bindHost, o_.portMin, o_.portMax, &port_);
+  wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  cancelFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wakeFd_ < 0 || cancelFd_ < 0) throw CommError(ErrorCode::Internal, std::string("eventfd: ") + std::strerror(errno));
+  worker_ = std::thread([this] { workerMain(); });
+}
+
+Communicator::~Communicator() {
+  cancel();
+  if (wakeFd_ >= 0) ::close(wakeFd_);
+  if (cancelFd_ >= 0) ::close(cancelFd_);
+}
+
+void Communicator::wake() {
+  uint64_t one = 1;
+  ssize_t ignored = ::write(wakeFd_, &one, sizeof one);
+  (void)ignored;
+}
+
+void Communicator::submit(std::unique_ptr<Operation> op) {
+  op->submittedUs = steadyMicros();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!closeRequested_ && !workerDone_) {
+      if (op->kind == OpKind::Close) closeRequested_ = true;
+      queue_.push_back(std::move(op));
+      wake();
+      return;
+    }
+  }
+  if (op->kind == OpKind::Close) {
+    op->done(*op, nullptr);  // closing twice is fine
+    return;
+  }
+  CommError closed(ErrorCode::Closed, "the communicator is closed");
+  op->done(*op, &closed);
+}
+
+void Communicator::cancel() {
+  if (!cancelled_.exchange(true)) {
+    uint64_t one = 1;
+    ssize_t ignored = ::write(cancelFd_, &one, sizeof one);
+    (void)ignored;
+  }
+  join();
+}
+
+void Communicator::join() {
+  std::lock_guard<std::mutex> lock(joinMu_);
+  if (worker_.joinable()) worker_.join();
+}
+
+void Communicator::failWith(const CommError& error) {
+  CommError final = ring_ ? ring_->abortAndClose(error, false) : error;
+  failure_ = final;
+}
+
+void Communicator::execute(Operation& op) {
+  op.startUs = steadyMicros();
+  if (op.kind == OpKind::Close) {
+    if (ring_ && !failure_) ring_->goodbyeAndClose();
+    ring_.reset();
+    listener_.reset();
+    op.done(op, nullptr);
+    return;
+  }
+  if (cancelled_.load()) {
+    CommError e(ErrorCode::Closed, "the communicator was closed before this operation ran");
+    op.done(op, &e);
+    return;
+  }
+  if (failure_) {
+    CommError e(failure_->code() == ErrorCode::Closed ? ErrorCode::Closed : failure_->code(),
+                std::string("the communicator failed earlier and is closed: ") + failure_->what());
+    op.done(op, &e);
+    return;
+  }
+  try {
+    if (op.kind == OpKind::Connect) {
+      if (o_.size > 1) {
+        if (static_cast<int>(op.peers.size()) != o_.size) {
+          throw CommError(ErrorCode::Argument, "peer table has " + std::to_string(op.peers.size()) + " entries for " + std::to_string(o_.size) + " ranks");
+        }
+        RingConnector connector(o_.rank, o_.size, o_.token, op.peers, o_.socketBuffer, o_.log);
+        RingLinks links = connector.establish(listener_, nowMs() + o_.timeoutMs, cancelled_);
+        listener_.reset();  // nothing else may join this ring: strangers now meet a closed port
+        RingOptions ro;
+        ro.rank = o_.rank;
+        ro.size = o_.size;
+        ro.peers = op.peers;
+        ro.timeoutMs = o_.timeoutMs;
+        ro.stallWarningMs = o_.stallWarningMs;
+        ro.segmentBytes = o_.segmentBytes;
+        ro.log = o_.log;
+        ring_ = std::make_unique<Ring>(std::move(ro), std::move(links), cancelFd_);
+      } else {
+        RingOptions ro;
+        ro.log = o_.log;
+        ring_ = std::make_unique<Ring>(std::move(ro), RingLinks{}, cancelFd_);
+      }
+      op.done(op, nullptr);
+      return;
+    }
+    if (!ring_) throw CommError(ErrorCode::Closed, "the communicator is not connected");
+    op.seq = ++seq_;
+    switch (op.kind) {
+      case OpKind::Allreduce: ring_->allreduce(op.data, op.count, op.dtype, op.op, op.seq, &op.phases); break;
+      case OpKind::Broadcast: ring_->broadcast(op.data, op.count, op.dtype, op.root, op.seq); break;
+      case OpKind::Allgather: ring_->allgather(op.src, op.data, op.count, op.dtype, op.seq); break;
+      case OpKind::Barrier: ring_->barrier(op.seq); break;
+      default: break;
+    }
+    op.done(op, nullptr);
+  } catch (const CommError& e) {
+    if (e.code() == ErrorCode::Cancelled || cancelled_.load()) {
+      failure_ = CommError(ErrorCode::Closed, "the communicator was closed");
+      ring_.reset();
+      CommError closed(ErrorCode::Closed, std::string("the communicator was closed during this operation"));
+      op.done(op, &closed);
+      return;
+    }
+    failWith(e);
+    op.done(op, &*failure_);
+  } catch (const std::exception& e) {
+    failWith(CommError(ErrorCode::Internal, e.what()));
+    op.done(op, &*failure_);
+  }
+}
+
+void Communicator::workerMain() {
+  for (;;) {
+    std::unique_ptr<Operation> op;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!queue_.empty()) {
+        op = std::move(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    if (op) {
+      bool isClose = op->kind == OpKind::Close;
+      execute(*op);
+      op.reset();
+      if (isClose) break;
+      continue;
+    }
+    if (cancelled_.load()) break;
+    bool woke = false;
+    if (ring_ && !failure_) {
+      try {
+        woke = ring_->idle(wakeFd_, 1000);
+      } catch (const CommError& e) {
+        if (!cancelled_.load()) {
+          failWith(e);
+          o_.log("rank " + std::to_string(o_.rank) + ": " + failure_->what() + " (the next collective on this rank will fail)");
+        }
+      }
+    } else {
+      pollfd fds[2] = {{wakeFd_, POLLIN, 0}, {cancelFd_, POLLIN, 0}};
+      ::poll(fds, 2, 1000);
+      woke = fds[0].revents & POLLIN;
+    }
+    if (woke) drainEventFd(wakeFd_);
+  }
+  // Whatever is still queued (cancel, or ops racing a close) completes with an error.
+  std::deque<std::unique_ptr<Operation>> rest;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    workerDone_ = true;
+    rest.swap(queue_);
+  }
+  ring_.reset();
+  listener_.reset();
+  for (auto& op : rest) {
+    if (op->kind == OpKind::Close) {
+      op->done(*op, nullptr);
+      continue;
+    }
+    CommError e(ErrorCode::Closed, "the communicator was closed before this operation ran");
+    op->done(*op, &e);
+  }
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,105 @@
+// A rank's communicator: owns the listener, the ring and one worker thread that runs operations
+// strictly in submission order (so every rank runs the same sequence of collectives).
+//
+// Lifetime: operations reference caller memory; the caller keeps it alive until `done` runs.
+// `done` runs on the worker thread (or on the submitting thread when the communicator is already
+// closed). The destructor cancels whatever is in flight and joins the worker.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "comm_error.h"
+#include "dtype.h"
+#include "ring.h"
+#include "ring_connector.h"
+#include "socket.h"
+
+namespace ringtrain {
+
+struct CommunicatorOptions {
+  int rank = 0;
+  int size = 1;
+  std::string token;
+  int timeoutMs = 120000;
+  int stallWarningMs = 30000;
+  size_t segmentBytes = 1 << 20;
+  int socketBuffer = 0;
+  std::string bindHost;  // numeric address to listen on; "" = all interfaces
+  int portMin = 0;
+  int portMax = 0;
+  Logger log;  // default: stderr
+};
+
+enum class OpKind { Connect, Allreduce, Broadcast, Allgather, Barrier, Close };
+
+struct Operation {
+  OpKind kind = OpKind::Barrier;
+  void* data = nullptr;       // in place (allreduce, broadcast) or all-gather destination
+  const void* src = nullptr;  // all-gather source
+  size_t count = 0;           // elements (per rank for all-gather)
+  Dtype dtype = Dtype::Float32;
+  ReduceOp op = ReduceOp::Sum;
+  int root = 0;
+  std::vector<PeerAddress> peers;  // connect
+  // Filled by the worker, for timelines (microseconds on the steady clock).
+  uint64_t seq = 0;
+  int64_t submittedUs = 0;
+  int64_t startUs = 0;
+  PhaseTimes phases;
+  std::function<void(Operation& op, const CommError* error)> done;
+};
+
+class Communicator {
+ public:
+  explicit Communicator(CommunicatorOptions options);
+  ~Communicator();
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int port() const { return port_; }
+  int rank() const { return o_.rank; }
+  int size() const { return o_.size; }
+
+  // Thread-safe. Operations after a Close, or after a failure, complete at once with an error.
+  void submit(std::unique_ptr<Operation> op);
+  // Stops now: the running operation and all queued ones fail; joins the worker. Idempotent.
+  void cancel();
+  // Joins the worker after a Close operation completed. Idempotent.
+  void join();
+
+ private:
+  void workerMain();
+  void execute(Operation& op);
+  void failWith(const CommError& error);
+  void wake();
+
+  CommunicatorOptions o_;
+  Socket listener_;
+  int port_ = 0;
+  int wakeFd_ = -1;
+  int cancelFd_ = -1;
+  std::unique_ptr<Ring> ring_;
+  uint64_t seq_ = 0;
+
+  std::mutex mu_;
+  std::deque<std::unique_ptr<Operation>> queue_;
+  bool closeRequested_ = false;  // guarded by mu_
+  bool workerDone_ = false;      // guarded by mu_
+  std::optional<CommError> failure_;  // worker thread only
+  std::atomic<bool> cancelled_{false};
+  std::thread worker_;
+  std::mutex joinMu_;
+};
+
+int64_t steadyMicros();
+
+}  // namespace ringtrain

@@ -1,0 +1,577 @@
+#include "ring.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "clock.h"
+#include "reduce_kernels.h"
+
+namespace ringtrain {
+namespace {
+
+// A rank that only sees a peer's data dry up waits this much longer than one that sees a peer fail
+// to start the call at all, so the more precise diagnosis reaches every rank first.
+constexpr int kDataGraceMs = 2000;
+// How long a failing rank waits for a better explanation (an abort from the right) before blaming
+// the neighbour whose connection broke, and lingers so its own abort overtakes the close.
+constexpr int kAbortGraceMs = 1000;
+
+int64_t nowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string seconds(int64_t ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+}  // namespace
+
+Ring::Ring(RingOptions options, RingLinks links, int cancelFd)
+    : o_(std::move(options)), links_(std::move(links)), cancelFd_(cancelFd) {
+  left_ = (o_.rank + o_.size - 1) % o_.size;
+  right_ = (o_.rank + 1) % o_.size;
+  for (int r = 0; r < o_.size; ++r) {
+    names_.push_back(r < static_cast<int>(o_.peers.size()) ? describePeer(r, o_.peers[r]) : "rank " + std::to_string(r));
+  }
+  size_t seg = std::max<size_t>(o_.segmentBytes, 64);
+  o_.segmentBytes = seg - seg % 8;  // whole elements of every dtype
+  if (o_.size > 1) scratch_.resize(o_.segmentBytes);
+  heartbeatMs_ = std::clamp(o_.timeoutMs / 4, 20, 1000);
+  lastHeardRight_ = nowMs();
+  nextHeartbeat_ = 0;
+}
+
+std::string Ring::callName(const wire::CollectiveHeader& h) const {
+  std::string s = std::string(wire::kindName(h.kind)) + " #" + std::to_string(h.seq);
+  auto dt = static_cast<Dtype>(h.dtype);
+  switch (h.kind) {
+    case wire::CollectiveKind::Allreduce:
+      s += " (" + std::to_string(h.count) + " x " + dtypeName(dt) + ", " + opName(static_cast<ReduceOp>(h.op)) + ")";
+      break;
+    case wire::CollectiveKind::Broadcast:
+      s += " (" + std::to_string(h.count) + " x " + dtypeName(dt) + ", root " + std::to_string(h.root) + ")";
+      break;
+    case wire::CollectiveKind::Allgather:
+      s += " (" + std::to_string(h.count) + " x " + dtypeName(dt) + " per rank)";
+      break;
+    default: break;
+  }
+  return s;
+}
+
+void Ring::failPeerGone(int peer, const std::string& during) {
+  throw CommError(ErrorCode::Peer, names_[peer] + " died or closed its connection " + during);
+}
+
+void Ring::sendControl(wire::ControlType type, uint32_t origin, const std::string& text) {
+  if (!links_.left.valid() || leftSaidGoodbye_) return;
+  size_t len = std::min(text.size(), wire::kMaxControlPayload);
+  uint8_t h[wire::kControlHeaderSize];
+  wire::put32(h, wire::kControlMagic);
+  h[4] = static_cast<uint8_t>(type);
+  h[5] = 0;
+  wire::put16(h + 6, static_cast<uint16_t>(len));
+  wire::put32(h + 8, origin);
+  ctlOut_.insert(ctlOut_.end(), h, h + sizeof h);
+  ctlOut_.insert(ctlOut_.end(), text.begin(), text.begin() + static_cast<long>(len));
+  flushControl();
+}
+
+void Ring::flushControl() {
+  while (!ctlOut_.empty() && links_.left.valid()) {
+    int err = 0;
+    long n = sendSome(links_.left.fd(), ctlOut_.data(), ctlOut_.size(), &err);
+    if (n < 0) {
+      ctlOut_.clear();
+      if (leftSaidGoodbye_) return;
+      failPeerGone(left_, "(while this rank sent it a control message: " + std::string(std::strerror(err)) + ")");
+    }
+    if (n == 0) return;
+    ctlOut_.erase(ctlOut_.begin(), ctlOut_.begin() + n);
+  }
+}
+
+void Ring::maybeHeartbeat() {
+  int64_t now = nowMs();
+  if (now < nextHeartbeat_) return;
+  nextHeartbeat_ = now + heartbeatMs_;
+  if (ctlOut_.empty()) sendControl(wire::ControlType::Heartbeat, static_cast<uint32_t>(o_.rank), "");
+}
+
+void Ring::checkLiveness(const std::string& during) {
+  if (rightSaidGoodbye_ || rightEof_ || !links_.right.valid()) return;
+  int64_t silent = nowMs() - lastHeardRight_;
+  if (silent > o_.timeoutMs) {
+    throw CommError(ErrorCode::Timeout, names_[right_] + " stopped responding: no heartbeat for " + seconds(silent) +
+                                            " (process frozen, host down or network cut) " + during);
+  }
+}
+
+void Ring::pollControl() {
+  for (int spins = 0; spins < 64 && links_.right.valid() && !rightEof_; ++spins) {
+    int err = 0;
+    long n;
+    if (!ctlInPayload_) {
+      n = recvSome(links_.right.fd(), ctlHeader_ + ctlHave_, wire::kControlHeaderSize - ctlHave_, &err);
+    } else {
+      n = recvSome(links_.right.fd(), ctlPayload_.data() + ctlPayloadHave_, ctlPayload_.size() - ctlPayloadHave_, &err);
+    }
+    if (n < 0) {
+      if (rightSaidGoodbye_) {
+        rightEof_ = true;
+        return;
+      }
+      failPeerGone(right_, lastSeq_ ? "(after " + std::to_string(lastSeq_) + " collectives)" : "(before the first collective)");
+    }
+    if (n == 0) return;
+    lastHeardRight_ = nowMs();
+    if (!ctlInPayload_) {
+      ctlHave_ += static_cast<size_t>(n);
+      if (ctlHave_ < wire::kControlHeaderSize) continue;
+      if (wire::get32(ctlHeader_) != wire::kControlMagic || wire::get16(ctlHeader_ + 6) > wire::kMaxControlPayload) {
+        throw CommError(ErrorCode::Peer, names_[right_] + " sent a corrupt control message");
+      }
+      ctlPayload_.assign(wire::get16(ctlHeader_ + 6), 0);
+      ctlPayloadHave_ = 0;
+      ctlInPayload_ = true;
+    } else {
+      ctlPayloadHave_ += static_cast<size_t>(n);
+    }
+    if (ctlInPayload_ && ctlPayloadHave_ == ctlPayload_.size()) {
+      auto type = static_cast<wire::ControlType>(ctlHeader_[4]);
+      uint32_t origin = wire::get32(ctlHeader_ + 8);
+      ctlHave_ = 0;
+      ctlInPayload_ = false;
+      if (type == wire::ControlType::Goodbye) {
+        rightSaidGoodbye_ = true;
+      } else if (type == wire::ControlType::Abort) {
+        abortArrived_ = true;
+        abortOrigin_ = origin;
+        abortText_.assign(ctlPayload_.begin(), ctlPayload_.end());
+        return;
+      }
+    }
+  }
+}
+
+void Ring::throwIfAborted() {
+  if (abortArrived_) throw CommError(ErrorCode::Peer, abortText_);
+}
+
+void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, Gate gate, Dtype dtype, ReduceOp op,
+               PhaseTimes* times, size_t phaseBoundaryStep) {
+  lastSeq_ = header.seq;
+  const std::string call = callName(header);
+  if (!links_.right.valid() || !links_.left.valid()) throw CommError(ErrorCode::Closed, "the ring is closed; cannot run " + call);
+  if (rightSaidGoodbye_ || leftSaidGoodbye_) {
+    int who = rightSaidGoodbye_ ? right_ : left_;
+    throw CommError(ErrorCode::Mismatch, names_[who] + " has already closed its communicator, so " + call +
+                                             " cannot run: the ranks issued different numbers of collectives");
+  }
+  const size_t S = steps.size();
+  const size_t elem = dtypeSize(dtype);
+  const size_t seg = o_.segmentBytes;
+  uint8_t hdrOut[wire::CollectiveHeader::kSize];
+  header.encode(hdrOut);
+  size_t hdrOutOff = 0;
+  uint8_t hdrIn[wire::CollectiveHeader::kSize];
+  size_t hdrInHave = 0;
+  bool hdrOk = false;
+  size_t sStep = 0, sOff = 0, rStep = 0, rOff = 0, rDone = 0;
+  const int64_t start = nowMs();
+  int64_t lastProgress = start;
+  bool stallWarned = false;
+  bool leftQuiet = false;  // left hung up after finishing its part: stop polling it
+  const int64_t startUs = times ? nowUs() : 0;
+  (void)startUs;
+
+  auto sendLimit = [&]() -> size_t {
+    if (sStep >= S) return 0;
+    if (gate == Gate::SameStep) return rStep > sStep ? steps[sStep].sendBytes : rDone;
+    if (sStep == 0 || sStep - 1 < rStep) return steps[sStep].sendBytes;
+    if (sStep - 1 == rStep) return rDone;
+    return 0;
+  };
+  auto advance = [&]() {
+    while (sStep < S && sOff == steps[sStep].sendBytes) {
+      ++sStep;
+      sOff = 0;
+    }
+    while (hdrOk && rStep < S && rDone == steps[rStep].recvBytes) {
+      ++rStep;
+      rOff = 0;
+      rDone = 0;
+      if (times && rStep == phaseBoundaryStep) times->reduceScatterDoneUs = nowUs();
+    }
+  };
+
+  for (;;) {
+    advance();
+    const bool hdrSent = hdrOutOff == sizeof hdrOut;
+    if (hdrSent && hdrOk && sStep == S && rStep == S) break;
+    const bool wantSend = !hdrSent || (sStep < S && sOff < sendLimit());
+    const bool wantRecv = !hdrOk || rStep < S;
+
+    pollfd fds[3];
+    fds[0] = {rightEof_ ? -1 : links_.right.fd(), static_cast<short>(POLLIN | (wantSend ? POLLOUT : 0)), 0};
+    short leftEvents = static_cast<short>((wantRecv ? POLLIN : 0) | (ctlOut_.empty() ? 0 : POLLOUT));
+    fds[1] = {leftQuiet ? -1 : links_.left.fd(), leftEvents, 0};
+    fds[2] = {cancelFd_, POLLIN, 0};
+    int wait = std::max(1, msUntil(nextHeartbeat_, 1000));
+    int rc = ::poll(fds, 3, wait);
+    if (rc < 0 && errno != EINTR) throw CommError(ErrorCode::Internal, std::string("poll: ") + std::strerror(errno));
+    if (fds[2].revents & POLLIN) throw CommError(ErrorCode::Cancelled, "communicator closed during " + call);
+
+    const int64_t before = lastProgress;
+    // Right link: control messages in, data out.
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      pollControl();
+      throwIfAborted();
+    }
+    if (wantSend && (fds[0].revents & POLLOUT) && !rightEof_) {
+      int err = 0;
+      long n;
+      if (!hdrSent) {
+        n = sendSome(links_.right.fd(), hdrOut + hdrOutOff, sizeof hdrOut - hdrOutOff, &err);
+        if (n > 0) hdrOutOff += static_cast<size_t>(n);
+      } else {
+        n = sendSome(links_.right.fd(), steps[sStep].sendPtr + sOff, sendLimit() - sOff, &err);
+        if (n > 0) sOff += static_cast<size_t>(n);
+      }
+      if (n < 0) failPeerGone(right_, "during " + call + " (send: " + std::strerror(err) + ")");
+      if (n > 0) lastProgress = nowMs();
+    }
+    // Left link: data in, control out.
+    if (fds[1].revents & POLLOUT) flushControl();
+    if (wantRecv && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+      for (int spins = 0; spins < 16; ++spins) {
+        int err = 0;
+        long n;
+        if (!hdrOk) {
+          n = recvSome(links_.left.fd(), hdrIn + hdrInHave, sizeof hdrIn - hdrInHave, &err);
+          if (n > 0) {
+            hdrInHave += static_cast<size_t>(n);
+            if (hdrInHave == sizeof hdrIn) {
+              wire::CollectiveHeader theirs;
+              if (!theirs.decode(hdrIn)) throw CommError(ErrorCode::Peer, names_[left_] + " sent a corrupt collective header during " + call);
+              if (theirs.kind == wire::CollectiveKind::Goodbye) {
+                leftSaidGoodbye_ = true;
+                throw CommError(ErrorCode::Mismatch, names_[left_] + " closed its communicator while rank " + std::to_string(o_.rank) +
+                                                         " is in " + call + ": the ranks issued different numbers of collectives");
+              }
+              if (!(theirs == header)) {
+                throw CommError(ErrorCode::Mismatch, "mismatched collectives: rank " + std::to_string(o_.rank) + " called " + call +
+                                                         " but " + names_[left_] + " called " + callName(theirs));
+              }
+              hdrOk = true;
+              if (times) times->headerDoneUs = nowUs();
+              advance();
+            }
+          }
+        } else if (rStep < S) {
+          Step& st = steps[rStep];
+          if (st.reduce) {
+            size_t segEnd = std::min(rDone + seg, st.recvBytes);
+            n = recvSome(links_.left.fd(), scratch_.data() + (rOff - rDone), segEnd - rOff, &err);
+            if (n > 0) {
+              rOff += static_cast<size_t>(n);
+              if (rOff == segEnd) {
+                reduceInto(dtype, op, st.recvPtr + rDone, scratch_.data(), (segEnd - rDone) / elem);
+                if (st.finishAvg) finishAverage(dtype, st.recvPtr + rDone, (segEnd - rDone) / elem, o_.size);
+                rDone = segEnd;
+              }
+            }
+          } else {
+            n = recvSome(links_.left.fd(), st.recvPtr + rOff, st.recvBytes - rOff, &err);
+            if (n > 0) {
+              rOff += static_cast<size_t>(n);
+              rDone = rOff;
+            }
+          }
+          if (n > 0) advance();
+        } else {
+          break;
+        }
+        if (n < 0) failPeerGone(left_, "during " + call + (err ? std::string(" (") + std::strerror(err) + ")" : std::string()));
+        if (n == 0) break;
+        lastProgress = nowMs();
+        if (!(!hdrOk || rStep < S)) break;
+      }
+    } else if (!wantRecv && (fds[1].revents & (POLLHUP | POLLERR))) {
+      leftQuiet = true;
+    }
+
+    maybeHeartbeat();
+    const int64_t now = nowMs();
+    if (lastProgress != before) continue;
+    checkLiveness("during " + call);
+    const int64_t idleFor = now - lastProgress;
+    if (!hdrOk && hdrSent) {
+      if (!stallWarned && now - start >= o_.stallWarningMs) {
+        stallWarned = true;
+        o_.log("stall: rank " + std::to_string(o_.rank) + " has waited " + seconds(now - start) + " in " + call + " for " + names_[left_] +
+               ", which has not started it (it is behind: busy, stalled, or it did not issue this call)");
+      }
+      if (idleFor > o_.timeoutMs) {
+        throw CommError(ErrorCode::Timeout, names_[left_] + " did not start " + call + " within " + seconds(idleFor) +
+                                                " of rank " + std::to_string(o_.rank) + ": it is stalled, or the ranks' calls diverge");
+      }
+    } else if (idleFor > o_.timeoutMs + kDataGraceMs) {
+      if (wantRecv) {
+        throw CommError(ErrorCode::Timeout, names_[left_] + " sent no data for " + seconds(idleFor) + " during " + call);
+      }
+      throw CommError(ErrorCode::Timeout, names_[right_] + " read no data for " + seconds(idleFor) + " during " + call);
+    }
+  }
+  if (times) times->endUs = nowUs();
+}
+
+void Ring::allreduce(void* data, size_t count, Dtype dtype, ReduceOp op, uint64_t seq, PhaseTimes* times) {
+  wire::CollectiveHeader h;
+  h.kind = wire::CollectiveKind::Allreduce;
+  h.dtype = static_cast<uint8_t>(dtype);
+  h.op = static_cast<uint8_t>(op);
+  h.seq = seq;
+  h.count = count;
+  if (o_.size == 1) return;  // avg over one rank is the identity
+  const int n = o_.size, r = o_.rank;
+  const size_t elem = dtypeSize(dtype);
+  const size_t base = count / static_cast<size_t>(n), rem = count % static_cast<size_t>(n);
+  auto* bytes = static_cast<uint8_t*>(data);
+  auto off = [&](int c) { return (static_cast<size_t>(c) * base + std::min(static_cast<size_t>(c), rem)) * elem; };
+  auto len = [&](int c) { return (base + (static_cast<size_t>(c) < rem ? 1 : 0)) * elem; };
+  std::vector<Step> steps;
+  steps.reserve(2 * (n - 1));
+  for (int s = 0; s < n - 1; ++s) {  // reduce-scatter
+    int sc = ((r - s) % n + n) % n, rc = ((r - s - 1) % n + n) % n;
+    steps.push_back({bytes + off(sc), len(sc), bytes + off(rc), len(rc), true, op == ReduceOp::Avg && s == n - 2});
+  }
+  for (int s = 0; s < n - 1; ++s) {  // all-gather
+    int sc = ((r + 1 - s) % n + n) % n, rc = ((r - s) % n + n) % n;
+    steps.push_back({bytes + off(sc), len(sc), bytes + off(rc), len(rc), false, false});
+  }
+  run(h, steps, Gate::PreviousStep, dtype, op, times, static_cast<size_t>(n - 1));
+}
+
+void Ring::broadcast(void* data, size_t count, Dtype dtype, int root, uint64_t seq) {
+  wire::CollectiveHeader h;
+  h.kind = wire::CollectiveKind::Broadcast;
+  h.dtype = static_cast<uint8_t>(dtype);
+  h.root = static_cast<uint32_t>(root);
+  h.seq = seq;
+  h.count = count;
+  if (o_.size == 1) return;
+  const int pos = (o_.rank - root + o_.size) % o_.size;
+  const size_t bytes = count * dtypeSize(dtype);
+  auto* p = static_cast<uint8_t*>(data);
+  std::vector<Step> steps(1);
+  steps[0].sendPtr = p;
+  steps[0].sendBytes = pos == o_.size - 1 ? 0 : bytes;
+  steps[0].recvPtr = p;
+  steps[0].recvBytes = pos == 0 ? 0 : bytes;
+  run(h, steps, Gate::SameStep, dtype, ReduceOp::Sum, nullptr, 0);
+}
+
+void Ring::allgather(const void* src, void* dst, size_t count, Dtype dtype, uint64_t seq) {
+  wire::CollectiveHeader h;
+  h.kind = wire::CollectiveKind::Allgather;
+  h.dtype = static_cast<uint8_t>(dtype);
+  h.seq = seq;
+  h.count = count;
+  const int n = o_.size, r = o_.rank;
+  const size_t block = count * dtypeSize(dtype);
+  auto* out = static_cast<uint8_t*>(dst);
+  if (block) std::memmove(out + static_cast<size_t>(r) * block, src, block);
+  if (n == 1) return;
+  std::vector<Step> steps;
+  for (int s = 0; s < n - 1; ++s) {
+    int sc = ((r - s) % n + n) % n, rc = ((r - s - 1) % n + n) % n;
+    steps.push_back({out + static_cast<size_t>(sc) * block, block, out + static_cast<size_t>(rc) * block, block, false, false});
+  }
+  run(h, steps, Gate::PreviousStep, dtype, ReduceOp::Sum, nullptr, 0);
+}
+
+void Ring::barrier(uint64_t seq) {
+  wire::CollectiveHeader h;
+  h.kind = wire::CollectiveKind::Barrier;
+  h.seq = seq;
+  if (o_.size == 1) return;
+  // An all-gather of one byte a rank: a rank finishes only after every rank's byte reached it,
+  // and each rank sends its byte only once it has entered the barrier.
+  const int n = o_.size, r = o_.rank;
+  std::vector<uint8_t> tokens(static_cast<size_t>(n), 1);
+  std::vector<Step> steps;
+  for (int s = 0; s < n - 1; ++s) {
+    int sc = ((r - s) % n + n) % n, rc = ((r - s - 1) % n + n) % n;
+    steps.push_back({tokens.data() + sc, 1, tokens.data() + rc, 1, false, false});
+  }
+  run(h, steps, Gate::PreviousStep, Dtype::Uint8, ReduceOp::Sum, nullptr, 0);
+}
+
+bool Ring::idle(int wakeFd, int ms) {
+  const int64_t deadline = nowMs() + ms;
+  const std::string during = "between collectives (after #" + std::to_string(lastSeq_) + ")";
+  for (;;) {
+    if (o_.size == 1 || closed()) {
+      pollfd w[2] = {{wakeFd, POLLIN, 0}, {cancelFd_, POLLIN, 0}};
+      int rc = ::poll(w, 2, msUntil(deadline, 1000));
+      if (rc > 0 && (w[0].revents & POLLIN)) return true;
+      if (rc > 0 && (w[1].revents & POLLIN)) return false;
+      if (nowMs() >= deadline) return false;
+      continue;
+    }
+    pollfd fds[4];
+    fds[0] = {wakeFd, POLLIN, 0};
+    fds[1] = {cancelFd_, POLLIN, 0};
+    fds[2] = {rightEof_ ? -1 : links_.right.fd(), POLLIN, 0};
+    fds[3] = {leftSaidGoodbye_ ? -1 : links_.left.fd(), static_cast<short>(POLLRDHUP | (ctlOut_.empty() ? 0 : POLLOUT)), 0};
+    int wait = std::max(1, std::min(msUntil(deadline, 1000), msUntil(nextHeartbeat_, 1000)));
+    int rc = ::poll(fds, 4, wait);
+    if (rc < 0 && errno != EINTR) throw CommError(ErrorCode::Internal, std::string("poll: ") + std::strerror(errno));
+    if (fds[1].revents & POLLIN) return false;
+    if (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+      pollControl();
+      throwIfAborted();
+    }
+    if (fds[3].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+      // The left neighbour hung up. Clean if the last thing it sent is its goodbye header.
+      uint8_t peek[wire::CollectiveHeader::kSize];
+      ssize_t n = ::recv(links_.left.fd(), peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+      wire::CollectiveHeader h;
+      if (n == static_cast<ssize_t>(sizeof peek) && h.decode(peek) && h.kind == wire::CollectiveKind::Goodbye) {
+        leftSaidGoodbye_ = true;
+        ctlOut_.clear();
+      } else {
+        failPeerGone(left_, during);
+      }
+    }
+    if (fds[3].revents & POLLOUT) flushControl();
+    maybeHeartbeat();
+    checkLiveness(during);
+    if (fds[0].revents & POLLIN) return true;
+    if (nowMs() >= deadline) return false;
+  }
+}
+
+CommError Ring::abortAndClose(const CommError& error, bool receivedFromRight) {
+  if (o_.size == 1 || closed()) return error;
+  std::string text = error.what();
+  uint32_t origin = static_cast<uint32_t>(o_.rank);
+  ErrorCode code = error.code();
+  if (abortArrived_) receivedFromRight = true;
+  if (!receivedFromRight && code == ErrorCode::Peer) {
+    // A broken connection may be the echo of a failure elsewhere that is being announced round
+    // the ring right now: give that announcement a moment to arrive and prefer it.
+    const int64_t until = nowMs() + std::min(kAbortGraceMs, o_.timeoutMs);
+    while (!abortArrived_ && !rightEof_ && links_.right.valid() && nowMs() < until) {
+      pollfd p = {links_.right.fd(), POLLIN, 0};
+      if (::poll(&p, 1, msUntil(until, 100)) <= 0) continue;
+      try {
+        pollControl();
+      } catch (const CommError&) {
+        break;
+      }
+    }
+    if (abortArrived_) receivedFromRight = true;
+  }
+  if (receivedFromRight) {
+    text = abortText_;
+    origin = abortOrigin_;
+  } else {
+    text += " [detected by " + names_[o_.rank] + "]";
+  }
+  if (origin != static_cast<uint32_t>(o_.rank) || !receivedFromRight) {
+    try {
+      ctlOut_.clear();  // an abort must not sit behind a half-written heartbeat: heartbeats are whole
+      sendControl(wire::ControlType::Abort, origin, text);
+      const int64_t until = nowMs() + 500;
+      while (!ctlOut_.empty() && nowMs() < until) {
+        pollfd p = {links_.left.fd(), POLLOUT, 0};
+        ::poll(&p, 1, msUntil(until, 100));
+        flushControl();
+      }
+    } catch (const CommError&) {
+      // The left neighbour is gone too; the ranks beyond it learn through their own links.
+    }
+  }
+  drainAndClose(nowMs() + (receivedFromRight ? 200 : kAbortGraceMs), !receivedFromRight);
+  return CommError(receivedFromRight ? ErrorCode::Peer : code, text);
+}
+
+void Ring::drainAndClose(int64_t until, bool waitForOwnAbort) {
+  // Reading what neighbours still send keeps our close a FIN rather than a reset, so control
+  // messages we wrote are not thrown away at their end.
+  abortArrived_ = false;
+  uint8_t sink[16384];
+  while (nowMs() < until) {
+    pollfd fds[2] = {{rightEof_ ? -1 : links_.right.fd(), POLLIN, 0}, {links_.left.fd(), POLLIN, 0}};
+    if (::poll(fds, 2, msUntil(until, 100)) <= 0) continue;
+    if (fds[0].revents) {
+      try {
+        pollControl();
+      } catch (const CommError&) {
+        rightEof_ = true;
+      }
+      if (abortArrived_ && abortOrigin_ == static_cast<uint32_t>(o_.rank) && waitForOwnAbort) break;
+      abortArrived_ = false;
+    }
+    if (fds[1].revents) {
+      int err = 0;
+      if (recvSome(links_.left.fd(), sink, sizeof sink, &err) < 0) break;
+    }
+    if (rightEof_ && !waitForOwnAbort) break;
+  }
+  links_.right.reset();
+  links_.left.reset();
+}
+
+void Ring::goodbyeAndClose() {
+  if (o_.size == 1 || closed()) {
+    links_.right.reset();
+    links_.left.reset();
+    return;
+  }
+  try {
+    wire::CollectiveHeader h;
+    h.kind = wire::CollectiveKind::Goodbye;
+    h.seq = lastSeq_ + 1;
+    uint8_t buf[wire::CollectiveHeader::kSize];
+    h.encode(buf);
+    size_t off = 0;
+    const int64_t until = nowMs() + 1000;
+    while (off < sizeof buf && !rightEof_ && nowMs() < until) {
+      int err = 0;
+      long n = sendSome(links_.right.fd(), buf + off, sizeof buf - off, &err);
+      if (n < 0) break;
+      off += static_cast<size_t>(n);
+      if (n == 0) {
+        pollfd p = {links_.right.fd(), POLLOUT, 0};
+        ::poll(&p, 1, msUntil(until, 100));
+      }
+    }
+    ctlOut_.clear();
+    sendControl(wire::ControlType::Goodbye, static_cast<uint32_t>(o_.rank), "");
+  } catch (const CommError&) {
+    // Neighbours that are already gone need no goodbye.
+  }
+  ::shutdown(links_.right.fd(), SHUT_WR);
+  if (links_.left.valid()) ::shutdown(links_.left.fd(), SHUT_WR);
+  uint8_t sink[4096];
+  int err = 0;
+  while (links_.left.valid() && recvSome(links_.left.fd(), sink, sizeof sink, &err) > 0) {
+  }
+  while (!rightEof_ && recvSome(links_.right.fd(), sink, sizeof sink, &err) > 0) {
+  }
+  links_.right.reset();
+  links_.left.reset();
+}
+
+}  // namespace ringtrain

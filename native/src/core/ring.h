@@ -1,0 +1,114 @@
+// The ring: collectives over the two links of one rank, with failure handling.
+//
+// Data flows left -> this rank -> right. The reverse direction of each link carries only small
+// control messages (heartbeats, aborts, goodbyes), so a failure can always be announced to every
+// rank without corrupting a data stream: an abort travels leftwards all the way round.
+// A Ring is used by one thread only (the communicator's worker).
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "comm_error.h"
+#include "dtype.h"
+#include "ring_connector.h"
+#include "wire_format.h"
+
+namespace ringtrain {
+
+struct RingOptions {
+  int rank = 0;
+  int size = 1;
+  std::vector<PeerAddress> peers;
+  int timeoutMs = 120000;
+  int stallWarningMs = 30000;
+  size_t segmentBytes = 1 << 20;
+  Logger log;
+};
+
+// What a phase of a collective records for the timeline; all optional.
+struct PhaseTimes {
+  int64_t headerDoneUs = 0;
+  int64_t reduceScatterDoneUs = 0;
+  int64_t endUs = 0;
+};
+
+class Ring {
+ public:
+  // `cancelFd` is an eventfd: readable once the owner wants every blocking wait to stop.
+  Ring(RingOptions options, RingLinks links, int cancelFd);
+
+  void allreduce(void* data, size_t count, Dtype dtype, ReduceOp op, uint64_t seq, PhaseTimes* times = nullptr);
+  void broadcast(void* data, size_t count, Dtype dtype, int root, uint64_t seq);
+  void allgather(const void* src, void* dst, size_t count, Dtype dtype, uint64_t seq);
+  void barrier(uint64_t seq);
+
+  // Between collectives: waits up to `ms` for `wakeFd` (returns true when readable) while keeping
+  // heartbeats going and watching for a dead or departed neighbour (throws CommError).
+  bool idle(int wakeFd, int ms);
+
+  // Announces a failure leftwards round the ring (unless it arrived that way) and lingers briefly so
+  // the announcement overtakes the connection closing. Leaves the ring closed.
+  // Returns the error every rank should report (an announcement from elsewhere may explain better).
+  CommError abortAndClose(const CommError& error, bool receivedFromRight);
+  // Clean shutdown after the last collective.
+  void goodbyeAndClose();
+
+  bool closed() const { return !links_.right.valid() && !links_.left.valid(); }
+  const std::string& describe(int rank) const { return names_.at(rank); }
+
+ private:
+  struct Step {
+    uint8_t* sendPtr = nullptr;
+    size_t sendBytes = 0;
+    uint8_t* recvPtr = nullptr;
+    size_t recvBytes = 0;
+    bool reduce = false;
+    bool finishAvg = false;
+  };
+  enum class Gate { PreviousStep, SameStep };
+
+  void run(const wire::CollectiveHeader& header, std::vector<Step>& steps, Gate gate, Dtype dtype, ReduceOp op,
+           PhaseTimes* times, size_t phaseBoundaryStep);
+  std::string callName(const wire::CollectiveHeader& h) const;
+  void pollControl();
+  void throwIfAborted();
+  void sendControl(wire::ControlType type, uint32_t origin, const std::string& text);
+  void flushControl();
+  void maybeHeartbeat();
+  [[noreturn]] void failPeerGone(int peer, const std::string& during);
+  void checkLiveness(const std::string& during);
+  void drainAndClose(int64_t until, bool waitForOwnAbort);
+
+  RingOptions o_;
+  RingLinks links_;
+  int cancelFd_;
+  int left_;
+  int right_;
+  std::vector<std::string> names_;
+  std::vector<uint8_t> scratch_;
+
+  // Control channel reader state (bytes from the right neighbour).
+  uint8_t ctlHeader_[wire::kControlHeaderSize] = {};
+  size_t ctlHave_ = 0;
+  std::vector<uint8_t> ctlPayload_;
+  size_t ctlPayloadHave_ = 0;
+  bool ctlInPayload_ = false;
+  int64_t lastHeardRight_ = 0;
+  int64_t nextHeartbeat_ = 0;
+  int heartbeatMs_ = 1000;
+
+  std::vector<uint8_t> ctlOut_;  // control bytes queued for the left neighbour
+  bool rightEof_ = false;
+  bool rightSaidGoodbye_ = false;
+  bool leftSaidGoodbye_ = false;
+  uint64_t lastSeq_ = 0;
+  // Set when an abort arrives from the right; carried by the CommError thrown.
+  std::string abortText_;
+  bool abortArrived_ = false;
+  uint32_t abortOrigin_ = 0;
+};
+
+}  // namespace ringtrain

@@ -1,0 +1,50 @@
+// Forms the ring: connects to the right neighbour and accepts the left one, each side proving it
+// knows the job token (HMAC challenge-response). Strangers, garbage and slow handshakes on the
+// listener are dropped and logged without disturbing the job.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "socket.h"
+
+namespace ringtrain {
+
+struct PeerAddress {
+  std::string host;
+  int port = 0;
+  std::string hostname;  // for messages
+};
+
+struct RingLinks {
+  Socket right;  // we connected: data goes out here, control messages come back
+  Socket left;   // we accepted: data comes in here, control messages go back
+};
+
+using Logger = std::function<void(const std::string&)>;
+
+// "rank 3 (node7, 10.0.0.7:41000)": how every message names a peer.
+std::string describePeer(int rank, const PeerAddress& p);
+
+class RingConnector {
+ public:
+  RingConnector(int rank, int size, std::string token, std::vector<PeerAddress> peers, int socketBuffer, Logger log);
+
+  // Blocks until both links are up, `deadline` (monotonic ms) passes, or `cancel` is set.
+  RingLinks establish(Socket& listener, int64_t deadline, const std::atomic<bool>& cancel);
+
+ private:
+  int rank_;
+  int size_;
+  std::string token_;
+  std::vector<PeerAddress> peers_;
+  int socketBuffer_;
+  Logger log_;
+};
+
+// Fills `out` with unpredictable bytes (getrandom).
+void randomBytes(uint8_t* out, size_t len);
+
+}  // namespace ringtrain

@@ -1,0 +1,140 @@
+import { RingtrainError } from './errors.js';
+import { DTYPE_CODES, OP_CODES, fromNativeError, type NativeCommunicator, type NativeTiming, type NativeView } from './native.js';
+import type { CollectiveView, Communicator, Dtype, PeerInfo, ReduceOp, ReduceOptions } from './types.js';
+
+/** Called after every collective with what the worker thread measured (used by the timeline). */
+export type OperationObserver = (event: { kind: string; dtype: Dtype; bytes: number; op?: ReduceOp; timing: NativeTiming }) => void;
+
+const REDUCE_OPS: readonly ReduceOp[] = ['sum', 'avg', 'min', 'max', 'prod'];
+
+/** The dtype a view carries: from its class, or from options for the 16-bit float types. */
+export function dtypeOf(view: CollectiveView, requested?: Dtype): Dtype {
+  let natural: Dtype | undefined;
+  if (view instanceof Float32Array) natural = 'float32';
+  else if (view instanceof Float64Array) natural = 'float64';
+  else if (view instanceof Int32Array) natural = 'int32';
+  else if (view instanceof Int8Array) natural = 'int8';
+  else if (view instanceof Uint8Array) natural = 'uint8';
+  else if (view instanceof BigInt64Array) natural = 'int64';
+  else if (view instanceof Uint16Array) {
+    if (requested === 'float16' || requested === 'bfloat16') return requested;
+    throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', "ringtrain: a Uint16Array carries 16-bit floats: pass { dtype: 'float16' } or { dtype: 'bfloat16' }");
+  }
+  if (natural === undefined) {
+    const name = (view as object)?.constructor?.name ?? typeof view;
+    throw new RingtrainError(
+      'ERR_RINGTRAIN_ARGUMENT',
+      `ringtrain: ${name} is not supported; use Float32Array, Float64Array, Int32Array, Int8Array, Uint8Array, BigInt64Array or Uint16Array (float16/bfloat16)`,
+    );
+  }
+  if (requested !== undefined && requested !== natural) {
+    throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: a ${view.constructor.name} carries ${natural}, not ${requested}`);
+  }
+  return natural;
+}
+
+/** A rank's handle on its job: the ring, and the collectives that run over it. */
+export class RingCommunicator implements Communicator {
+  readonly rank: number;
+  readonly size: number;
+  readonly localRank: number;
+  readonly localSize: number;
+  readonly peers: readonly PeerInfo[];
+  private closing: Promise<void> | undefined;
+  private failed = false;
+
+  constructor(
+    private readonly nativeComm: NativeCommunicator,
+    info: { rank: number; size: number; localRank: number; localSize: number; peers: readonly PeerInfo[] },
+    private readonly observer?: OperationObserver,
+  ) {
+    this.rank = info.rank;
+    this.size = info.size;
+    this.localRank = info.localRank;
+    this.localSize = info.localSize;
+    this.peers = info.peers;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined || this.failed;
+  }
+
+  private checkOpen(what: string): void {
+    if (this.closing) throw new RingtrainError('ERR_RINGTRAIN_CLOSED', `ringtrain: ${what} on a closed communicator`);
+  }
+
+  private reduceOp(options?: ReduceOptions): ReduceOp {
+    const op = options?.op ?? 'sum';
+    if (!REDUCE_OPS.includes(op)) {
+      throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: unknown op '${String(op)}'; use one of ${REDUCE_OPS.join(', ')}`);
+    }
+    return op;
+  }
+
+  private async track<T>(promise: Promise<NativeTiming>, kind: string, dtype: Dtype, bytes: number, result: T, op?: ReduceOp): Promise<T> {
+    try {
+      const timing = await promise;
+      this.observer?.({ kind, dtype, bytes, op, timing });
+      return result;
+    } catch (e) {
+      const err = fromNativeError(e);
+      if (err.code !== 'ERR_RINGTRAIN_ARGUMENT') this.failed = true;
+      throw err;
+    }
+  }
+
+  async allreduce<T extends CollectiveView>(view: T, options?: ReduceOptions): Promise<T> {
+    this.checkOpen('allreduce');
+    const dtype = dtypeOf(view, options?.dtype);
+    const op = this.reduceOp(options);
+    const p = this.nativeComm.allreduce(view as NativeView, DTYPE_CODES[dtype], OP_CODES[op]);
+    return this.track(p, 'allreduce', dtype, view.byteLength, view, op);
+  }
+
+  allreduceSync<T extends CollectiveView>(view: T, options?: ReduceOptions): T {
+    this.checkOpen('allreduceSync');
+    const dtype = dtypeOf(view, options?.dtype);
+    const op = this.reduceOp(options);
+    let timing: NativeTiming;
+    try {
+      timing = this.nativeComm.allreduceSync(view as NativeView, DTYPE_CODES[dtype], OP_CODES[op]);
+    } catch (e) {
+      const err = fromNativeError(e);
+      if (err.code !== 'ERR_RINGTRAIN_ARGUMENT') this.failed = true;
+      throw err;
+    }
+    this.observer?.({ kind: 'allreduce', dtype, bytes: view.byteLength, op, timing });
+    return view;
+  }
+
+  async broadcast<T extends CollectiveView>(view: T, root = 0, options?: { dtype?: Dtype }): Promise<T> {
+    this.checkOpen('broadcast');
+    if (!Number.isInteger(root) || root < 0 || root >= this.size) {
+      throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: broadcast root ${root} is not a rank of this world (0..${this.size - 1})`);
+    }
+    const dtype = dtypeOf(view, options?.dtype);
+    const p = this.nativeComm.broadcast(view as NativeView, DTYPE_CODES[dtype], root);
+    return this.track(p, 'broadcast', dtype, view.byteLength, view);
+  }
+
+  async allgather<T extends CollectiveView>(view: T, options?: { dtype?: Dtype }): Promise<T> {
+    this.checkOpen('allgather');
+    const dtype = dtypeOf(view, options?.dtype);
+    const Ctor = view.constructor as new (length: number) => T;
+    const out = new Ctor(view.length * this.size);
+    const p = this.nativeComm.allgather(view as NativeView, out as NativeView, DTYPE_CODES[dtype]);
+    return this.track(p, 'allgather', dtype, view.byteLength, out);
+  }
+
+  async barrier(): Promise<void> {
+    this.checkOpen('barrier');
+    await this.track(this.nativeComm.barrier(), 'barrier', 'uint8', 0, undefined);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.nativeComm.close().catch((e: unknown) => {
+      throw fromNativeError(e);
+    });
+    return this.closing;
+  }
+}

@@ -1,0 +1,14 @@
+/**
+ * ringtrain: ring all-reduce for data-parallel training across machines.
+ *
+ *   const comm = await init();
+ *   await comm.allreduce(gradients, { op: 'avg' });
+ */
+export { init, currentCommunicator } from './init.js';
+export { RingCommunicator, dtypeOf } from './communicator.js';
+export { RingtrainError, type RingtrainErrorCode } from './errors.js';
+export { resolveContract, type RankContract } from './contract.js';
+export { RendezvousServer, RendezvousClient, type JoinInfo, type RendezvousServerOptions } from './rendezvous.js';
+export { Timeline, mergeTimelines, rankTimelinePath } from './timeline.js';
+export { loadNative, type NativeBuildInfo } from './native.js';
+export type { Communicator, CollectiveView, Dtype, InitOptions, PeerInfo, ReduceOp, ReduceOptions } from './types.js';

@@ -1,0 +1,131 @@
+import os from 'node:os';
+import { RingCommunicator, type OperationObserver } from './communicator.js';
+import { resolveContract, type RankContract } from './contract.js';
+import { RingtrainError } from './errors.js';
+import { interfaceAddress, isLocalAddress } from './interfaces.js';
+import { fromNativeError, loadNative, type NativeCommunicator } from './native.js';
+import { RendezvousClient, RendezvousServer } from './rendezvous.js';
+import { Timeline } from './timeline.js';
+import type { Communicator, InitOptions, PeerInfo } from './types.js';
+
+let defaultCommunicator: Communicator | undefined;
+
+/** The communicator made by the last successful init(), for helpers that default to it. */
+export function currentCommunicator(): Communicator {
+  if (!defaultCommunicator || defaultCommunicator.closed) {
+    throw new RingtrainError('ERR_RINGTRAIN_CLOSED', 'ringtrain: no open communicator: call `await init()` first');
+  }
+  return defaultCommunicator;
+}
+
+/** Local rank and size from the table: ranks that share a hostname share a machine. */
+function localPlacement(peers: readonly PeerInfo[], rank: number): { localRank: number; localSize: number } {
+  const mine = peers[rank]!.hostname;
+  const same = peers.filter((p) => p.hostname === mine);
+  return { localRank: same.findIndex((p) => p.rank === rank), localSize: same.length };
+}
+
+async function serveIfRankZero(c: RankContract, env: NodeJS.ProcessEnv): Promise<RendezvousServer | undefined> {
+  if (c.rank !== 0 || env.RINGTRAIN_LAUNCHER === '1' || !c.addr) return undefined;
+  const host = c.iface ? interfaceAddress(c.iface) : isLocalAddress(c.addr.host) ? c.addr.host : '0.0.0.0';
+  try {
+    return await RendezvousServer.listen({
+      host,
+      port: c.addr.port,
+      size: c.size,
+      token: c.token,
+      timeoutMs: c.timeoutMs,
+      onReject: (remote, reason) => process.stderr.write(`ringtrain: rendezvous rejected a connection from ${remote}: ${reason}\n`),
+    });
+  } catch (e) {
+    throw new RingtrainError(
+      'ERR_RINGTRAIN_RENDEZVOUS',
+      `ringtrain: rank 0 could not serve the rendezvous on ${host}:${c.addr.port}: ${(e as Error).message}` +
+        ' (is the port taken, e.g. by another job? choose another RINGTRAIN_ADDR port)',
+    );
+  }
+}
+
+/**
+ * Joins the job: resolves the rank contract, meets the other ranks at the rendezvous, and forms the
+ * ring. Resolves once every rank is connected.
+ */
+export async function init(options: InitOptions = {}): Promise<Communicator> {
+  const env = options.env ?? process.env;
+  const c = resolveContract(options);
+  const binding = loadNative();
+  const timeline = Timeline.fromEnv(env, c.rank);
+  const observer: OperationObserver | undefined = timeline ? (e) => timeline.record(e) : undefined;
+  const hostname = os.hostname();
+
+  if (c.size === 1) {
+    const nativeComm = new binding.NativeCommunicator({ rank: 0, size: 1, token: c.token, timeoutMs: c.timeoutMs, stallWarningMs: c.stallWarningMs, bindHost: '' });
+    await nativeComm.connect([]);
+    const peers = [{ rank: 0, host: '127.0.0.1', port: 0, hostname, localRank: 0, pid: process.pid }];
+    const comm = new RingCommunicator(nativeComm, { rank: 0, size: 1, localRank: 0, localSize: 1, peers }, observer);
+    defaultCommunicator = comm;
+    return comm;
+  }
+
+  const server = await serveIfRankZero(c, env);
+  let nativeComm: NativeCommunicator | undefined;
+  try {
+    const client = await RendezvousClient.connect(c.addr!, c.timeoutMs);
+    const advertise = c.iface ? interfaceAddress(c.iface) : client.localAddress.replace(/^::ffff:/, '');
+    try {
+      nativeComm = new binding.NativeCommunicator({
+        rank: c.rank,
+        size: c.size,
+        token: c.token,
+        timeoutMs: c.timeoutMs,
+        stallWarningMs: c.stallWarningMs,
+        segmentBytes: c.segmentBytes,
+        bindHost: advertise,
+        portMin: c.portRange?.[0] ?? 0,
+        portMax: c.portRange?.[1] ?? 0,
+      });
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+    const peers = await client.join(
+      {
+        rank: c.rank,
+        size: c.size,
+        host: advertise,
+        port: nativeComm.port,
+        hostname,
+        localRank: c.localRank ?? 0,
+        localSize: c.localSize,
+        pid: process.pid,
+      },
+      c.token,
+    );
+    if (server) {
+      await server.table;
+      await server.close();
+    }
+    try {
+      await nativeComm.connect(peers.map((p) => ({ host: p.host, port: p.port, hostname: p.hostname })));
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+    const placement = localPlacement(peers, c.rank);
+    const comm = new RingCommunicator(
+      nativeComm,
+      {
+        rank: c.rank,
+        size: c.size,
+        localRank: c.localRank ?? placement.localRank,
+        localSize: c.localSize ?? placement.localSize,
+        peers,
+      },
+      observer,
+    );
+    defaultCommunicator = comm;
+    return comm;
+  } catch (e) {
+    await server?.close().catch(() => undefined);
+    await nativeComm?.close().catch(() => undefined);
+    throw e;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The one typed boundary to the native addon. Everything the addon exports is declared here and
+ * nowhere else; the rest of the package talks to these interfaces.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RingtrainError } from './errors.js';
+import type { Dtype, ReduceOp } from './types.js';
+
+/** Steady-clock microseconds recorded by the worker thread for one operation. */
+export interface NativeTiming {
+  seq: number;
+  submittedUs: number;
+  startUs: number;
+  /** When the left neighbour's matching header arrived (0 for a world of one). */
+  headerUs: number;
+  /** All-reduce only: when the reduce-scatter phase ended. */
+  reduceScatterUs: number;
+  endUs: number;
+}
+
+export interface NativeCommunicatorOptions {
+  rank: number;
+  size: number;
+  token: string;
+  timeoutMs: number;
+  stallWarningMs: number;
+  segmentBytes?: number;
+  socketBuffer?: number;
+  /** Numeric address to listen on. */
+  bindHost: string;
+  portMin?: number;
+  portMax?: number;
+}
+
+export interface NativePeer {
+  host: string;
+  port: number;
+  hostname: string;
+}
+
+export type NativeView = ArrayBufferView & { readonly length: number };
+
+export interface NativeCommunicator {
+  readonly port: number;
+  connect(peers: readonly NativePeer[]): Promise<void>;
+  allreduce(view: NativeView, dtype: number, op: number): Promise<NativeTiming>;
+  allreduceSync(view: NativeView, dtype: number, op: number): NativeTiming;
+  broadcast(view: NativeView, dtype: number, root: number): Promise<NativeTiming>;
+  allgather(src: NativeView, dst: NativeView, dtype: number): Promise<NativeTiming>;
+  barrier(): Promise<NativeTiming>;
+  close(): Promise<void>;
+}
+
+export interface NativeBuildInfo {
+  cuda: boolean;
+  napiVersion: number;
+  buildSystem?: string;
+}
+
+interface NativeBinding {
+  NativeCommunicator: new (options: NativeCommunicatorOptions) => NativeCommunicator;
+  buildInfo: NativeBuildInfo;
+}
+
+/** Wire codes; must match native/src/core/dtype.h. */
+export const DTYPE_CODES: Readonly<Record<Dtype, number>> = {
+  float32: 0,
+  float64: 1,
+  int32: 2,
+  int8: 3,
+  uint8: 4,
+  int64: 5,
+  float16: 6,
+  bfloat16: 7,
+};
+
+export const OP_CODES: Readonly<Record<ReduceOp, number>> = { sum: 0, avg: 1, min: 2, max: 3, prod: 4 };
+
+/** The package root (holds prebuilds/ and build/). */
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+let binding: NativeBinding | undefined;
+
+/** Loads the addon on first use: a prebuilt binary for this platform, else the local build. */
+export function loadNative(): NativeBinding {
+  if (binding) return binding;
+  const require = createRequire(import.meta.url);
+  const load = require('node-gyp-build') as (dir: string) => unknown;
+  try {
+    binding = load(PACKAGE_ROOT) as NativeBinding;
+  } catch (e) {
+    throw new RingtrainError(
+      'ERR_RINGTRAIN_INTERNAL',
+      `ringtrain: the native addon could not be loaded (${(e as Error).message}). ` +
+        'Reinstall the package, or build it with `npm run build:native` (needs cmake and a C++17 compiler).',
+    );
+  }
+  return binding;
+}
+
+/** Converts an error thrown or rejected by the addon into a RingtrainError, keeping its code. */
+export function fromNativeError(e: unknown): RingtrainError {
+  if (e instanceof RingtrainError) return e;
+  const err = e as { code?: unknown; message?: unknown };
+  const code = typeof err.code === 'string' && err.code.startsWith('ERR_RINGTRAIN_') ? err.code : 'ERR_RINGTRAIN_INTERNAL';
+  const message = typeof err.message === 'string' ? err.message : String(e);
+  return new RingtrainError(code as RingtrainError['code'], message.startsWith('ringtrain:') ? message : `ringtrain: ${message}`);
+}

@@ -1,0 +1,95 @@
+/**
+ * Chrome-trace timeline (opens in Perfetto or chrome://tracing): each rank is a process row, each
+ * collective a slice with its phases (queue, wait for peers, reduce-scatter, all-gather) as
+ * children. Off unless RINGTRAIN_TIMELINE names a file; when off, nothing is recorded.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { NativeTiming } from './native.js';
+import type { Dtype, ReduceOp } from './types.js';
+
+interface TraceEvent {
+  name: string;
+  cat: string;
+  ph: 'X' | 'M';
+  ts: number;
+  dur?: number;
+  pid: number;
+  tid: number;
+  args?: Record<string, string | number>;
+}
+
+/** Microseconds on the same monotonic clock the native worker uses. */
+export function monotonicMicros(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/** The file rank `rank` writes when the job's timeline is `file`: FILE.rank<r>.json beside it. */
+export function rankTimelinePath(file: string, rank: number): string {
+  const ext = path.extname(file);
+  const base = ext === '.json' ? file.slice(0, -ext.length) : file;
+  return `${base}.rank${rank}.json`;
+}
+
+export class Timeline {
+  private readonly events: TraceEvent[] = [];
+  private flushed = false;
+
+  private constructor(
+    readonly file: string,
+    private readonly rank: number,
+  ) {
+    this.events.push({ name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid: rank, tid: 0, args: { name: `rank ${rank}` } });
+    process.once('exit', () => this.flush());
+  }
+
+  static fromEnv(env: NodeJS.ProcessEnv, rank: number): Timeline | undefined {
+    const file = env.RINGTRAIN_TIMELINE;
+    if (!file) return undefined;
+    return new Timeline(rankTimelinePath(file, rank), rank);
+  }
+
+  /** A span of the caller's own (e.g. the tfjs hook's gradient download), on thread row 1. */
+  span(name: string, startUs: number, endUs: number, args?: Record<string, string | number>): void {
+    this.events.push({ name, cat: 'ringtrain', ph: 'X', ts: startUs, dur: Math.max(0, endUs - startUs), pid: this.rank, tid: 1, args });
+  }
+
+  record(e: { kind: string; dtype: Dtype; bytes: number; op?: ReduceOp; timing: NativeTiming }): void {
+    const t = e.timing;
+    const name = `${e.kind} #${t.seq}`;
+    const args: Record<string, string | number> = { bytes: e.bytes, dtype: e.dtype };
+    if (e.op) args.op = e.op;
+    const ev = (n: string, from: number, to: number): void => {
+      if (from > 0 && to >= from) this.events.push({ name: n, cat: 'ringtrain', ph: 'X', ts: from, dur: to - from, pid: this.rank, tid: 0, args });
+    };
+    ev(name, t.submittedUs, t.endUs);
+    ev('queue', t.submittedUs, t.startUs);
+    if (t.headerUs > 0) {
+      ev('wait for peers', t.startUs, t.headerUs);
+      if (e.kind === 'allreduce' && t.reduceScatterUs > 0) {
+        ev('reduce-scatter', t.headerUs, t.reduceScatterUs);
+        ev('all-gather', t.reduceScatterUs, t.endUs);
+      } else {
+        ev('transfer', t.headerUs, t.endUs);
+      }
+    }
+  }
+
+  flush(): void {
+    if (this.flushed) return;
+    this.flushed = true;
+    fs.mkdirSync(path.dirname(path.resolve(this.file)), { recursive: true });
+    fs.writeFileSync(this.file, JSON.stringify({ traceEvents: this.events, displayTimeUnit: 'ms' }));
+  }
+}
+
+/** Merges per-rank timeline files into one trace (the launcher does this for --timeline). */
+export function mergeTimelines(files: readonly string[], out: string): void {
+  const all: TraceEvent[] = [];
+  for (const f of files) {
+    if (!fs.existsSync(f)) continue;
+    const parsed = JSON.parse(fs.readFileSync(f, 'utf8')) as { traceEvents?: TraceEvent[] };
+    all.push(...(parsed.traceEvents ?? []));
+  }
+  fs.writeFileSync(out, JSON.stringify({ traceEvents: all, displayTimeUnit: 'ms' }));
+}
