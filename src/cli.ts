@@ -1,0 +1,205 @@
+#!/usr/bin/env node
+/**
+ * `ringtrain`: starts one command as N ranks across hosts, locally or over ssh.
+ *   ringtrain [--hosts FILE | -H host:slots,...] [-np N] [options] -- <command> [args...]
+ *   ringtrain [--hosts FILE | -H ...] [-np N] [options] bench [bench options]
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import yargs from 'yargs';
+import { parsePortRange } from './address.js';
+import { RingtrainError } from './errors.js';
+import { parseHostList, readHostfile, type HostEntry } from './launcher/hostfile.js';
+import { Launcher, type LaunchOptions } from './launcher/launcher.js';
+
+/** Exit code for a command line ringtrain cannot run (like most tools' usage errors). */
+const USAGE_EXIT = 2;
+
+class UsageError extends Error {}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** mpirun's single-dash long option `-np` is not something yargs parses: rewrite it before the command. */
+function normalizeArgs(args: readonly string[]): string[] {
+  const out: string[] = [];
+  let inCommand = false;
+  for (const a of args) {
+    if (!inCommand && a === '--') inCommand = true;
+    if (!inCommand && a === '-np') out.push('--np');
+    else if (!inCommand && a.startsWith('-np=')) out.push(`--np=${a.slice(4)}`);
+    else out.push(a);
+  }
+  return out;
+}
+
+function parseExports(values: readonly string[]): [string, string][] {
+  return values.map((v) => {
+    const eq = v.indexOf('=');
+    const name = eq >= 0 ? v.slice(0, eq) : v;
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new UsageError(`-x ${v}: '${name}' is not a valid environment variable name`);
+    if (eq >= 0) return [name, v.slice(eq + 1)];
+    const value = process.env[name];
+    if (value === undefined) throw new UsageError(`-x ${name}: ${name} is not set in the launcher's environment (give -x ${name}=VALUE)`);
+    return [name, value];
+  });
+}
+
+function positiveNumber(value: number | undefined, what: string, allowZero = false): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new UsageError(`${what} must be a number ${allowZero ? '>= 0' : '> 0'}, got ${value}`);
+  }
+  return value;
+}
+
+function parser(args: string[]) {
+  return yargs(args)
+    .scriptName('ringtrain')
+    .usage(
+      'Usage:\n' +
+        '  ringtrain [--hosts FILE | -H host:slots,...] [-np N] [options] -- <command> [args...]\n' +
+        '  ringtrain [--hosts FILE | -H host:slots,...] [-np N] [options] bench [bench options]\n\n' +
+        'Starts <command> once per slot with the ringtrain rank contract in its environment (ranks filled\n' +
+        'host by host), serves their rendezvous, prefixes their output with [rank], and stops them all\n' +
+        'when one fails. Hosts other than this machine are reached with ssh (passwordless, same path on\n' +
+        'every host).',
+    )
+    .parserConfiguration({ 'halt-at-non-option': true, 'populate--': true, 'parse-positional-numbers': false })
+    .option('hosts', { alias: 'hostfile', type: 'string', describe: 'Hostfile: "host slots=N", "host:N" or "host" per line, # comments' })
+    .option('H', { alias: 'host', type: 'string', describe: 'Comma-separated hosts, e.g. -H a:2,b:2,[fd00::3]:4' })
+    .option('np', { alias: 'n', type: 'number', describe: 'Number of ranks (default: all slots; without hosts, one per CPU)' })
+    .option('ssh-port', { type: 'number', describe: 'ssh port on every host' })
+    .option('ssh-identity-file', { type: 'string', describe: 'ssh private key' })
+    .option('ssh-option', { type: 'string', array: true, default: [] as string[], describe: 'Extra ssh option, passed as -o (repeatable)' })
+    .option('network-interface', { type: 'string', describe: 'Interface the ranks bind and advertise on (e.g. eth0)' })
+    .option('port-range', { type: 'string', describe: 'Every port ringtrain opens lies in A-B (rendezvous and ring)' })
+    .option('start-timeout', { type: 'number', default: 30, describe: 'Seconds for all ranks to join, 0 for no limit' })
+    .option('timeout', { type: 'number', describe: 'Collective timeout given to the ranks, in seconds' })
+    .option('x', { type: 'string', array: true, default: [] as string[], describe: 'Export NAME=VALUE (or NAME from here) to every rank (repeatable)' })
+    .option('output-dir', { type: 'string', describe: 'Also write each rank\'s output to DIR/rank.<N>.log' })
+    .option('tag-output', { type: 'boolean', default: true, describe: 'Prefix each output line with [rank] (--no-tag-output: raw lines)' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Say what the launcher does' })
+    .conflicts('hosts', 'H')
+    .epilog(
+      'Examples:\n' +
+        '  ringtrain -np 4 -- node train.js                      # 4 ranks on this machine\n' +
+        '  ringtrain --hosts hosts.txt -- node train.js --epochs 3\n' +
+        '                                                        # every slot of hosts.txt\n' +
+        '  ringtrain -H node1:2,node2:2 -x SEED=1 -- node train.js\n' +
+        '                                                        # 2 hosts x 2 ranks, SEED exported\n' +
+        '  ringtrain --hosts hosts.txt --network-interface eth0 --port-range 29500-29600 -- node train.js\n' +
+        '                                                        # firewalled cluster\n' +
+        '  ringtrain -H node1,node2 bench                        # all-reduce benchmark, 2 hosts\n\n' +
+        'hosts.txt:\n' +
+        '  # Open MPI style, Horovod style, or a bare host (1 slot)\n' +
+        '  node1 slots=2\n' +
+        '  node2:2\n' +
+        '  fd00::3 slots=4\n\n' +
+        'Exit status: 0 when every rank succeeds; otherwise the code of the first rank that failed\n' +
+        '(128+N for signal N), 1 when ranks did not start or join in time, 2 for a bad command line.',
+    )
+    .version(packageVersion())
+    .help()
+    .alias('help', 'h')
+    .strictOptions()
+    .wrap(null)
+    .exitProcess(false)
+    .fail((message, error) => {
+      throw error ?? new UsageError(message);
+    });
+}
+
+async function main(): Promise<number> {
+  const args = normalizeArgs(process.argv.slice(2));
+  let helpShown = false;
+  const y = parser(args);
+  let argv: Awaited<ReturnType<typeof y.parseAsync>>;
+  try {
+    argv = await y.parseAsync(args, {}, (_err, _parsed, output) => {
+      if (output) {
+        helpShown = true;
+        process.stdout.write(`${output}\n`);
+      }
+    });
+  } catch (e) {
+    if (e instanceof UsageError || (e as Error).name === 'YError') throw new UsageError((e as Error).message);
+    throw e;
+  }
+  if (helpShown || argv.help || argv.version) return 0;
+
+  const positional = (argv._ as (string | number)[]).map(String);
+  const afterDashes = ((argv['--'] as (string | number)[] | undefined) ?? []).map(String);
+  let command: string[];
+  if (positional[0] === 'bench') {
+    const benchCli = fileURLToPath(new URL('./bench-cli.js', import.meta.url));
+    if (!existsSync(benchCli)) throw new UsageError(`bench: ${benchCli} is missing (build ringtrain first: npm run build)`);
+    command = ['node', benchCli, ...positional.slice(1), ...(afterDashes.length > 0 ? ['--', ...afterDashes] : [])];
+  } else if (positional.length > 0) {
+    command = [...positional, ...afterDashes];
+  } else {
+    command = afterDashes;
+  }
+  if (command.length === 0) throw new UsageError('no command given: ringtrain [options] -- <command> [args...] (or bench)');
+
+  let hosts: HostEntry[] | undefined;
+  let hostsWhat = 'the local machine';
+  if (argv.hosts !== undefined) {
+    hosts = await readHostfile(argv.hosts);
+    hostsWhat = argv.hosts;
+  } else if (argv.H !== undefined) {
+    hosts = parseHostList(argv.H);
+    hostsWhat = `-H ${argv.H}`;
+  }
+
+  let portRange: [number, number] | undefined;
+  if (argv['port-range'] !== undefined) {
+    try {
+      portRange = parsePortRange(argv['port-range'], '--port-range');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
+  const identityFile = argv['ssh-identity-file'];
+  if (identityFile !== undefined && !existsSync(identityFile)) throw new UsageError(`--ssh-identity-file ${identityFile}: no such file`);
+  const sshPort = argv['ssh-port'];
+  if (sshPort !== undefined && (!Number.isInteger(sshPort) || sshPort < 1 || sshPort > 65535)) {
+    throw new UsageError(`--ssh-port must be 1..65535, got ${sshPort}`);
+  }
+
+  const options: LaunchOptions = {
+    hosts,
+    hostsWhat,
+    np: argv.np,
+    command,
+    cwd: process.cwd(),
+    ssh: { port: sshPort, identityFile, options: argv['ssh-option'].map(String) },
+    networkInterface: argv['network-interface'],
+    portRange,
+    startTimeoutS: positiveNumber(argv['start-timeout'], '--start-timeout', true) ?? 30,
+    timeoutS: positiveNumber(argv.timeout, '--timeout'),
+    exportEnv: parseExports(argv.x.map(String)),
+    outputDir: argv['output-dir'],
+    tagOutput: argv['tag-output'],
+    verbose: argv.verbose,
+  };
+  return new Launcher(options).run();
+}
+
+main().then(
+  (code) => {
+    process.exit(code);
+  },
+  (e: unknown) => {
+    const usage = e instanceof UsageError || (e instanceof RingtrainError && e.code === 'ERR_RINGTRAIN_ARGUMENT');
+    const message = (e as Error).message.replace(/^ringtrain: /, '');
+    process.stderr.write(`ringtrain: ${message}${usage ? '\n(ringtrain --help shows the usage)' : ''}\n`);
+    process.exit(usage ? USAGE_EXIT : 1);
+  },
+);

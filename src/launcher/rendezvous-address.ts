@@ -1,0 +1,72 @@
+/**
+ * Where the launcher serves the rendezvous, and which address each host is told: one every rank can
+ * reach. Local ranks of a job that also has remote ranks get a routable address too, because a rank
+ * advertises its ring listener on the address its rendezvous connection came from.
+ */
+import { RingtrainError } from '../errors.js';
+import { RendezvousServer, type RendezvousServerOptions } from '../rendezvous.js';
+import { interfaceAddress, localAddressToward, resolveHost } from './local-addresses.js';
+
+export interface RendezvousPlan {
+  /** Address to listen on. */
+  bind: string;
+  /** Address advertised to the ranks of each host (keyed by host name as given), and to local ranks. */
+  advertiseTo: Map<string, string>;
+  advertiseLocal: string;
+  /** Said once to the user when --network-interface could not be honoured here. */
+  warning: string | undefined;
+}
+
+export async function planRendezvous(remoteHosts: readonly string[], networkInterface: string | undefined): Promise<RendezvousPlan> {
+  let warning: string | undefined;
+  if (networkInterface !== undefined) {
+    const address = interfaceAddress(networkInterface);
+    if (address !== undefined) {
+      return { bind: address, advertiseTo: new Map(remoteHosts.map((h) => [h, address])), advertiseLocal: address, warning };
+    }
+    warning = `this machine has no interface '${networkInterface}'; the rendezvous uses the address that routes to each host (the ranks still bind to '${networkInterface}')`;
+  }
+  if (remoteHosts.length === 0) {
+    return { bind: '127.0.0.1', advertiseTo: new Map(), advertiseLocal: '127.0.0.1', warning };
+  }
+  const advertiseTo = new Map<string, string>();
+  await Promise.all(
+    remoteHosts.map(async (host) => {
+      const [ip] = await resolveHost(host);
+      advertiseTo.set(host, await localAddressToward(ip!));
+    }),
+  );
+  const distinct = [...new Set(advertiseTo.values())];
+  const first = advertiseTo.get(remoteHosts[0]!)!;
+  return { bind: distinct.length === 1 ? first : '::', advertiseTo, advertiseLocal: first, warning };
+}
+
+/** Listens on a free port in `range` (any free port without one). */
+export async function listenRendezvous(
+  options: Omit<RendezvousServerOptions, 'port'>,
+  range: readonly [number, number] | undefined,
+): Promise<RendezvousServer> {
+  const listenOn = async (host: string, port: number): Promise<RendezvousServer> => {
+    try {
+      return await RendezvousServer.listen({ ...options, host, port });
+    } catch (e) {
+      // '::' fails where IPv6 is off; all IPv4 addresses do as well then.
+      if (host === '::' && (e as NodeJS.ErrnoException).code === 'EAFNOSUPPORT') return RendezvousServer.listen({ ...options, host: '0.0.0.0', port });
+      throw e;
+    }
+  };
+  if (range === undefined) return listenOn(options.host, 0);
+  const [lo, hi] = range;
+  const count = hi - lo + 1;
+  const offset = Math.floor(Math.random() * count);
+  for (let i = 0; i < count; i++) {
+    const port = lo + ((offset + i) % count);
+    try {
+      return await listenOn(options.host, port);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EADDRINUSE' && code !== 'EACCES') throw e;
+    }
+  }
+  throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `no free port for the rendezvous in --port-range ${lo}-${hi} on ${options.host}`);
+}
