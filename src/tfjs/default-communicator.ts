@@ -1,0 +1,23 @@
+/**
+ * The communicator ringtrain/tfjs uses when a call is not given one: the one made by the last
+ * successful `init()`.
+ */
+import { currentCommunicator } from '../init.js';
+import { RingtrainError } from '../errors.js';
+import type { Communicator } from '../types.js';
+
+/** `comm` if given, else init()'s; throws a clear error if neither is open. */
+export function resolveCommunicator(comm: Communicator | undefined, who: string): Communicator {
+  if (comm === undefined) {
+    try {
+      return currentCommunicator();
+    } catch {
+      throw new RingtrainError(
+        'ERR_RINGTRAIN_CLOSED',
+        `ringtrain: ${who} needs a communicator: call \`await init()\` first, or pass { comm }`,
+      );
+    }
+  }
+  if (comm.closed) throw new RingtrainError('ERR_RINGTRAIN_CLOSED', `ringtrain: ${who}: the communicator is closed`);
+  return comm;
+}

@@ -1,0 +1,219 @@
+/**
+ * DistributedOptimizer: wraps any tf.Optimizer so that every applied gradient is first all-reduced
+ * across ranks. Works with model.fit / fitDataset / trainOnBatch (which call minimize ->
+ * applyGradients) and with custom loops that call applyGradients themselves.
+ *
+ * tfjs calls applyGradients synchronously and disposes the gradients right after it returns, so
+ * the all-reduce must finish inside the call: the reducer uses the blocking native all-reduce.
+ * Everything that is not gradient handling (class name, config, weights, iterations) is the inner
+ * optimizer's, so model.save({includeOptimizer: true}) records e.g. 'Adam' with Adam's state.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { RingtrainError } from '../errors.js';
+import type { Communicator } from '../types.js';
+import { resolveCommunicator } from './default-communicator.js';
+import { GradientReducer, type GradientCompression, type ReducerStats } from './gradient-reducer.js';
+
+/** tfjs-core's NamedTensor (not re-exported from its index). */
+export interface NamedTensor {
+  name: string;
+  tensor: tf.Tensor;
+}
+
+export const DEFAULT_FUSION_BYTES = 64 * 1024 * 1024;
+export const FUSION_BYTES_ENV = 'RINGTRAIN_FUSION_BYTES';
+
+export interface DistributedOptimizerOptions {
+  /** Default: the communicator made by init(). */
+  comm?: Communicator;
+  /** `avg` (default) divides the sum by the number of ranks, matching one big batch with a mean loss. */
+  op?: 'avg' | 'sum';
+  /** `fp16`: gradients travel as float16 (half the bytes) and are summed in float32 on every hop. */
+  compression?: GradientCompression;
+  /** Largest fused bucket in bytes on the wire. Default: $RINGTRAIN_FUSION_BYTES, else 64 MiB. */
+  fusionBytes?: number;
+  /**
+   * k > 1: the gradients of k consecutive calls are averaged locally and all-reduced on every k-th
+   * call only, which then updates the weights once (a k-times larger batch). Default 1.
+   */
+  backwardPassesPerStep?: number;
+}
+
+function argumentError(message: string): RingtrainError {
+  return new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: DistributedOptimizer: ${message}`);
+}
+
+/** Parses a byte count such as `1048576`, `512k`, `64M`, `64MiB`, `1g`. */
+export function parseByteCount(text: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?\s*$/i.exec(text);
+  if (!m) throw argumentError(`${what}='${text}' is not a byte count (e.g. 67108864, 64M, 512k)`);
+  const scale = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
+  const value = Math.floor(Number(m[1]) * scale);
+  if (value < 1) throw argumentError(`${what}='${text}' must be at least 1 byte`);
+  return value;
+}
+
+function resolveFusionBytes(option: number | undefined): number {
+  if (option !== undefined) {
+    if (!Number.isFinite(option) || option < 1) throw argumentError(`fusionBytes must be a positive number, got ${option}`);
+    return Math.floor(option);
+  }
+  const env = process.env[FUSION_BYTES_ENV];
+  if (env !== undefined && env !== '') return parseByteCount(env, FUSION_BYTES_ENV);
+  return DEFAULT_FUSION_BYTES;
+}
+
+function isOptimizer(value: unknown): value is tf.Optimizer {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as tf.Optimizer).applyGradients === 'function' &&
+    typeof (value as tf.Optimizer).getConfig === 'function'
+  );
+}
+
+const wrappers = new WeakSet<object>();
+
+export class DistributedOptimizer extends tf.Optimizer {
+  readonly inner: tf.Optimizer;
+  readonly comm: Communicator;
+  readonly op: 'avg' | 'sum';
+  readonly compression: GradientCompression;
+  readonly fusionBytes: number;
+  readonly backwardPassesPerStep: number;
+  private readonly reducer: GradientReducer;
+  /** Local sums of the passes since the last step (k > 1 only); kept out of any tidy scope. */
+  private accumulated: (tf.Tensor | null)[] | undefined;
+  private passes = 0;
+
+  constructor(inner: tf.Optimizer, options: DistributedOptimizerOptions = {}) {
+    super();
+    if (!isOptimizer(inner)) throw argumentError('the first argument must be a tf.Optimizer, e.g. tf.train.adam(1e-3)');
+    // Not instanceof: tf.Optimizer's Symbol.hasInstance is structural and matches any optimizer.
+    if (wrappers.has(inner)) throw argumentError('the inner optimizer is already a DistributedOptimizer');
+    const op = options.op ?? 'avg';
+    if (op !== 'avg' && op !== 'sum') throw argumentError(`op must be 'avg' or 'sum', got '${String(op)}'`);
+    const compression = options.compression ?? 'none';
+    if (compression !== 'none' && compression !== 'fp16') {
+      throw argumentError(`compression must be 'none' or 'fp16', got '${String(compression)}'`);
+    }
+    const k = options.backwardPassesPerStep ?? 1;
+    if (!Number.isInteger(k) || k < 1) throw argumentError(`backwardPassesPerStep must be an integer >= 1, got ${k}`);
+    this.inner = inner;
+    this.comm = resolveCommunicator(options.comm, 'DistributedOptimizer');
+    this.op = op;
+    this.compression = compression;
+    this.fusionBytes = resolveFusionBytes(options.fusionBytes);
+    this.backwardPassesPerStep = k;
+    this.reducer = new GradientReducer(this.comm, {
+      op,
+      compression,
+      fusionBytes: this.fusionBytes,
+      backwardPassesPerStep: k,
+    });
+    wrappers.add(this);
+  }
+
+  /** Time and bytes spent all-reducing so far. */
+  get stats(): Readonly<ReducerStats> {
+    return this.reducer.stats;
+  }
+
+  override applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
+    const asList = Array.isArray(variableGradients);
+    const names = asList ? variableGradients.map((v) => v.name) : Object.keys(variableGradients);
+    const grads: (tf.Tensor | null)[] = asList
+      ? variableGradients.map((v) => v.tensor ?? null)
+      : names.map((n) => variableGradients[n] ?? null);
+
+    let local = grads;
+    let owned: tf.Tensor[] = [];
+    if (this.backwardPassesPerStep > 1) {
+      this.accumulate(grads);
+      if (this.passes < this.backwardPassesPerStep) return;
+      const scale = 1 / this.backwardPassesPerStep;
+      const sums = this.accumulated!;
+      this.accumulated = undefined;
+      this.passes = 0;
+      local = sums.map((a) => (a === null ? null : tf.tidy(() => tf.mul(a, scale))));
+      tf.dispose(sums.filter((a): a is tf.Tensor => a !== null));
+      owned = local.filter((a): a is tf.Tensor => a !== null);
+    }
+
+    let reduced: (tf.Tensor | null)[];
+    try {
+      reduced = this.reducer.reduce(local);
+    } finally {
+      tf.dispose(owned);
+    }
+    try {
+      if (asList) {
+        this.inner.applyGradients(names.map((name, i) => ({ name, tensor: reduced[i] as tf.Tensor })));
+      } else {
+        const map: tf.NamedTensorMap = {};
+        names.forEach((name, i) => {
+          map[name] = reduced[i] as tf.Tensor;
+        });
+        this.inner.applyGradients(map);
+      }
+    } finally {
+      tf.dispose(reduced.filter((t): t is tf.Tensor => t !== null));
+    }
+  }
+
+  private accumulate(grads: readonly (tf.Tensor | null)[]): void {
+    if (this.accumulated !== undefined && this.accumulated.length !== grads.length) {
+      throw argumentError(
+        `backwardPassesPerStep: pass ${this.passes + 1} has ${grads.length} gradients but the previous passes had ${this.accumulated.length}`,
+      );
+    }
+    const prev = this.accumulated;
+    // tf.keep: applyGradients runs inside model.fit's tidy scope, and these must outlive it.
+    this.accumulated = grads.map((g, i) => {
+      const a = prev?.[i] ?? null;
+      if (g === null) return a;
+      if (a === null) return tf.keep(tf.clone(g));
+      const sum = tf.keep(tf.add(a, g));
+      a.dispose();
+      return sum;
+    });
+    this.passes++;
+  }
+
+  // ---- everything else is the inner optimizer's ----
+
+  override getClassName(): string {
+    return this.inner.getClassName();
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return this.inner.getConfig();
+  }
+
+  override get iterations(): number {
+    return this.inner.iterations;
+  }
+
+  override computeGradients(f: () => tf.Scalar, varList?: tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+    return this.inner.computeGradients(f, varList);
+  }
+
+  override async getWeights(): Promise<NamedTensor[]> {
+    return this.inner.getWeights();
+  }
+
+  override async setWeights(weightValues: NamedTensor[]): Promise<void> {
+    return this.inner.setWeights(weightValues);
+  }
+
+  override async saveIterations(): Promise<NamedTensor> {
+    return this.inner.saveIterations();
+  }
+
+  override dispose(): void {
+    if (this.accumulated) tf.dispose(this.accumulated.filter((a): a is tf.Tensor => a !== null));
+    this.accumulated = undefined;
+    this.passes = 0;
+    this.inner.dispose();
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * Fuses a step's gradients into buckets of at most fusionBytes, all-reduces each bucket with one
+ * native call (pipelined, see reduce()), and splits the results back into tensors of the original
+ * shapes and dtypes — all inside tfjs' synchronous applyGradients.
+ *
+ * Two data paths, chosen by the active backend:
+ * - `cpu` (pure-JS @tensorflow/tfjs): tensor data already lives in JS memory, so each gradient is
+ *   copied once into a reusable per-bucket Float32Array (no allocation per step), and the reduced
+ *   tensors are created as zero-copy views of that buffer.
+ * - any other backend (tfjs-node's `tensorflow`, tfjs-node-gpu, webgl, ...): the bucket is
+ *   flattened and concatenated on the device, downloaded with one dataSync, and uploaded back with
+ *   one tensor1d followed by an on-device split.
+ *
+ * Lifetimes: the returned tensors may alias the bucket buffers, which are rewritten on the next
+ * call, so the caller must dispose them before calling `reduce` again (DistributedOptimizer does,
+ * right after the inner optimizer's applyGradients — the same contract as tf.Optimizer.minimize,
+ * which disposes the gradients right after applyGradients).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { RingtrainError } from '../errors.js';
+import type { Communicator } from '../types.js';
+import { narrowToFloat16, widenFromFloat16 } from './float16.js';
+import { agreeSync, hash32, type RankSummary } from './rank-agreement.js';
+
+export type GradientCompression = 'none' | 'fp16';
+
+export interface ReducerOptions {
+  op: 'avg' | 'sum';
+  compression: GradientCompression;
+  /** Largest bucket, in bytes on the wire (4 an element, 2 with fp16). A larger tensor gets a bucket of its own. */
+  fusionBytes: number;
+  /** Only folded into the cross-rank agreement: ranks must all-reduce on the same calls. */
+  backwardPassesPerStep: number;
+}
+
+/** Cumulative counters, for progress lines and benchmarks. */
+export interface ReducerStats {
+  /** All-reduce steps done (calls that reached the network). */
+  steps: number;
+  /** Buckets all-reduced, summed over steps. */
+  buckets: number;
+  /** Bytes handed to the native all-reduce, summed over steps. */
+  bytes: number;
+  /** Milliseconds the JS thread spent submitting and waiting for all-reduces (not hidden behind gathering). */
+  allreduceMs: number;
+  /** Milliseconds flattening, downloading and (fp16) narrowing. */
+  gatherMs: number;
+  /** Milliseconds widening (fp16) and rebuilding tensors. */
+  scatterMs: number;
+}
+
+interface Slot {
+  /** Position in the gradient list. */
+  index: number;
+  shape: number[];
+  dtype: tf.DataType;
+  size: number;
+  /** Element offset inside the bucket. */
+  offset: number;
+}
+
+interface Bucket {
+  slots: Slot[];
+  elements: number;
+  /** Reused gather buffer of the cpu path, allocated on first use. */
+  host: Float32Array | undefined;
+  /** Reused float16 wire buffer when compressing. */
+  wire: Uint16Array | undefined;
+}
+
+interface Plan {
+  key: string;
+  buckets: Bucket[];
+}
+
+const REDUCIBLE: ReadonlySet<string> = new Set(['float32', 'int32', 'bool']);
+
+function planKey(grads: readonly (tf.Tensor | null)[]): string {
+  return grads.map((g) => (g === null ? '-' : `${g.dtype}[${g.shape.join(',')}]`)).join(';');
+}
+
+export class GradientReducer {
+  readonly stats: ReducerStats = { steps: 0, buckets: 0, bytes: 0, allreduceMs: 0, gatherMs: 0, scatterMs: 0 };
+  private plan: Plan | undefined;
+
+  constructor(
+    private readonly comm: Communicator,
+    private readonly options: ReducerOptions,
+  ) {}
+
+  /**
+   * Returns the reduced gradients in the same order; null entries stay null. Every rank must call
+   * this with gradients of the same shapes, dtypes and order; the first call (and any call whose
+   * structure changed) checks that across ranks and throws ERR_RINGTRAIN_MISMATCH on every rank.
+   */
+  reduce(grads: readonly (tf.Tensor | null)[]): (tf.Tensor | null)[] {
+    const plan = this.planFor(grads);
+    const out: (tf.Tensor | null)[] = grads.map(() => null);
+    const buckets = plan.buckets;
+    if (buckets.length === 0) return out;
+    const cpu = tf.getBackend() === 'cpu';
+    const compress = this.options.compression === 'fp16';
+    const reduceOptions = compress ? { op: this.options.op, dtype: 'float16' as const } : { op: this.options.op };
+    const hosts: Float32Array[] = [];
+    try {
+      // Pipeline: the native worker runs collectives strictly in submission order on its own
+      // thread, so buckets 0..B-2 are submitted asynchronously and the JS thread gathers the next
+      // bucket while they travel; the blocking call on the last bucket returns only after all
+      // earlier ones have completed (their results are then already in place; their promises
+      // settle later and are only observed for errors, which the blocking call reports as well).
+      for (let b = 0; b < buckets.length; b++) {
+        const bucket = buckets[b]!;
+        const t0 = performance.now();
+        const host = cpu ? this.gatherHost(bucket, grads) : this.gatherDevice(bucket, grads);
+        hosts.push(host);
+        let view: Float32Array | Uint16Array = host;
+        if (compress) {
+          bucket.wire ??= new Uint16Array(bucket.elements);
+          narrowToFloat16(host, bucket.wire);
+          view = bucket.wire;
+        }
+        const t1 = performance.now();
+        this.stats.gatherMs += t1 - t0;
+        this.stats.bytes += view.byteLength;
+        if (b < buckets.length - 1) {
+          this.comm.allreduce(view, reduceOptions).catch(() => undefined);
+        } else {
+          this.comm.allreduceSync(view, reduceOptions);
+        }
+        this.stats.allreduceMs += performance.now() - t1;
+      }
+      const t2 = performance.now();
+      buckets.forEach((bucket, b) => {
+        const host = hosts[b]!;
+        if (compress) widenFromFloat16(bucket.wire!, host);
+        if (cpu) this.scatterHost(bucket, host, out);
+        else this.scatterDevice(bucket, host, out);
+      });
+      this.stats.scatterMs += performance.now() - t2;
+    } catch (e) {
+      tf.dispose(out.filter((t): t is tf.Tensor => t !== null));
+      throw e;
+    }
+    this.stats.steps++;
+    this.stats.buckets += buckets.length;
+    return out;
+  }
+
+  /** Drops the cached plan and buffers (they are rebuilt on the next call). */
+  reset(): void {
+    this.plan = undefined;
+  }
+
+  private planFor(grads: readonly (tf.Tensor | null)[]): Plan {
+    const key = planKey(grads);
+    if (this.plan?.key === key) return this.plan;
+    const bytesPer = this.options.compression === 'fp16' ? 2 : 4;
+    const limit = Math.max(1, Math.floor(this.options.fusionBytes / bytesPer));
+    const buckets: Bucket[] = [];
+    let current: Bucket | undefined;
+    let tensors = 0;
+    let elements = 0;
+    grads.forEach((g, index) => {
+      if (g === null || g.size === 0) return;
+      if (!REDUCIBLE.has(g.dtype)) {
+        throw new RingtrainError(
+          'ERR_RINGTRAIN_ARGUMENT',
+          `ringtrain: DistributedOptimizer cannot all-reduce a ${g.dtype} gradient (position ${index}, shape [${g.shape.join(',')}]); only float32, int32 and bool`,
+        );
+      }
+      if (current === undefined || (current.elements > 0 && current.elements + g.size > limit)) {
+        current = { slots: [], elements: 0, host: undefined, wire: undefined };
+        buckets.push(current);
+      }
+      current.slots.push({ index, shape: g.shape.slice(), dtype: g.dtype, size: g.size, offset: current.elements });
+      current.elements += g.size;
+      tensors++;
+      elements += g.size;
+    });
+    const o = this.options;
+    const summary: RankSummary = {
+      hash: hash32(`${key}|${o.op}|${o.compression}|${o.backwardPassesPerStep}|${buckets.map((b) => b.elements).join(',')}`),
+      counts: [tensors, elements, buckets.length],
+    };
+    agreeSync(
+      this.comm,
+      summary,
+      'the gradients passed to DistributedOptimizer',
+      (s) => `${s.counts[0]} tensors, ${s.counts[1]} elements in ${s.counts[2]} buckets`,
+      'Every rank must build the same model, compute gradients for the same variables in the same order, and use the same ' +
+        'DistributedOptimizer options (op, compression, fusionBytes / RINGTRAIN_FUSION_BYTES, backwardPassesPerStep).',
+    );
+    this.plan = { key, buckets };
+    return this.plan;
+  }
+
+  private gatherHost(bucket: Bucket, grads: readonly (tf.Tensor | null)[]): Float32Array {
+    bucket.host ??= new Float32Array(bucket.elements);
+    for (const s of bucket.slots) {
+      // On the cpu backend dataSync returns the tensor's own storage: one copy, and a typed-array
+      // set converts int32/bool values to float32 exactly.
+      bucket.host.set(grads[s.index]!.dataSync() as Float32Array | Int32Array | Uint8Array, s.offset);
+    }
+    return bucket.host;
+  }
+
+  private gatherDevice(bucket: Bucket, grads: readonly (tf.Tensor | null)[]): Float32Array {
+    const flat = tf.tidy(() =>
+      tf.concat(
+        bucket.slots.map((s) => {
+          const g = grads[s.index]!;
+          return tf.reshape(g.dtype === 'float32' ? g : tf.cast(g, 'float32'), [-1]);
+        }),
+      ),
+    );
+    try {
+      // A fresh host copy on these backends, so reducing it in place touches no tensor.
+      return flat.dataSync() as Float32Array;
+    } finally {
+      flat.dispose();
+    }
+  }
+
+  private scatterHost(bucket: Bucket, host: Float32Array, out: (tf.Tensor | null)[]): void {
+    for (const s of bucket.slots) {
+      const view = tf.tensor(host.subarray(s.offset, s.offset + s.size), s.shape, 'float32');
+      if (s.dtype === 'float32') {
+        out[s.index] = view;
+      } else {
+        out[s.index] = tf.cast(view, s.dtype);
+        view.dispose();
+      }
+    }
+  }
+
+  private scatterDevice(bucket: Bucket, host: Float32Array, out: (tf.Tensor | null)[]): void {
+    const parts = tf.tidy(() => {
+      const flat = tf.tensor1d(host, 'float32');
+      const pieces = bucket.slots.length === 1 ? [flat] : tf.split(flat, bucket.slots.map((s) => s.size));
+      return pieces.map((p, i) => {
+        const s = bucket.slots[i]!;
+        const shaped = tf.reshape(p, s.shape);
+        return s.dtype === 'float32' ? shaped : tf.cast(shaped, s.dtype);
+      });
+    });
+    parts.forEach((p, i) => {
+      out[bucket.slots[i]!.index] = p;
+    });
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * ringtrain/tfjs — data-parallel training for TensorFlow.js models.
+ *
+ * Depends on @tensorflow/tfjs-core only (a peer): the same code runs whether the application
+ * loads @tensorflow/tfjs (pure JS), @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu.
+ */
+export { DistributedOptimizer, DEFAULT_FUSION_BYTES, FUSION_BYTES_ENV } from './distributed-optimizer.js';
+export type { DistributedOptimizerOptions, NamedTensor } from './distributed-optimizer.js';
+export type { GradientCompression, ReducerStats } from './gradient-reducer.js';
+export { broadcastModel, broadcastVariables } from './broadcast-model.js';
+export type { BroadcastOptions, BroadcastModelOptions } from './broadcast-model.js';
+export { averageModel } from './average-model.js';
+export type { AverageModelOptions } from './average-model.js';
+export { shardDataset } from './shard-dataset.js';
+export type { DatasetLike, LazyIteratorLike, ShardDatasetOptions } from './shard-dataset.js';
+export { shardArrays } from './shard-arrays.js';
+export { shardIndices, shardLength } from './shard-plan.js';
+export type { ShardOptions, ShardRemainder } from './shard-plan.js';
+export { LocalSGD } from './local-sgd.js';
+export type { LocalSGDOptions } from './local-sgd.js';
+export { MetricAverageCallback, averageLogs } from './metric-average-callback.js';
+export type { MetricAverageCallbackOptions } from './metric-average-callback.js';
+export { BroadcastCallback } from './broadcast-callback.js';
+export type { BroadcastCallbackOptions } from './broadcast-callback.js';
+export { RankCallback } from './rank-callback.js';
+export type { CallbackLogs, LogValue } from './rank-callback.js';
+export type { LayerVariableLike, ModelLike } from './model-like.js';
