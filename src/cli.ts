@@ -71,7 +71,7 @@ function parser(args: string[]) {
         'when one fails. Hosts other than this machine are reached with ssh (passwordless, same path on\n' +
         'every host).',
     )
-    .parserConfiguration({ 'halt-at-non-option': true, 'populate--': true, 'parse-positional-numbers': false })
+    .parserConfiguration({ 'halt-at-non-option': true, 'parse-positional-numbers': false })
     .option('hosts', { alias: 'hostfile', type: 'string', describe: 'Hostfile: "host slots=N", "host:N" or "host" per line, # comments' })
     .option('H', { alias: 'host', type: 'string', describe: 'Comma-separated hosts, e.g. -H a:2,b:2,[fd00::3]:4' })
     .option('np', { alias: 'n', type: 'number', describe: 'Number of ranks (default: all slots; without hosts, one per CPU)' })
@@ -134,17 +134,17 @@ async function main(): Promise<number> {
   }
   if (helpShown || argv.help || argv.version) return 0;
 
-  const positional = (argv._ as (string | number)[]).map(String);
-  const afterDashes = ((argv['--'] as (string | number)[] | undefined) ?? []).map(String);
+  // Everything from the first non-option on is left verbatim in argv._ (halt-at-non-option); it was
+  // written after `--` when the word before it is `--`, and then it is a command even if named bench.
+  const rest = (argv._ as (string | number)[]).map(String);
+  const afterDashes = args[args.length - rest.length - 1] === '--';
   let command: string[];
-  if (positional[0] === 'bench') {
+  if (!afterDashes && rest[0] === 'bench') {
     const benchCli = fileURLToPath(new URL('./bench-cli.js', import.meta.url));
     if (!existsSync(benchCli)) throw new UsageError(`bench: ${benchCli} is missing (build ringtrain first: npm run build)`);
-    command = ['node', benchCli, ...positional.slice(1), ...(afterDashes.length > 0 ? ['--', ...afterDashes] : [])];
-  } else if (positional.length > 0) {
-    command = [...positional, ...afterDashes];
+    command = ['node', benchCli, ...rest.slice(1)];
   } else {
-    command = afterDashes;
+    command = rest;
   }
   if (command.length === 0) throw new UsageError('no command given: ringtrain [options] -- <command> [args...] (or bench)');
 

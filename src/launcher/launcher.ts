@@ -45,7 +45,7 @@ export interface LaunchOptions {
 /** Variables the launcher sets itself: never inherited from its own environment. */
 const CONTRACT_VARS = [
   'RINGTRAIN_RANK', 'RINGTRAIN_SIZE', 'RINGTRAIN_LOCAL_RANK', 'RINGTRAIN_LOCAL_SIZE', 'RINGTRAIN_ADDR',
-  'RINGTRAIN_TOKEN', 'RINGTRAIN_IFACE', 'RINGTRAIN_TIMEOUT_MS', 'RINGTRAIN_PORT_RANGE',
+  'RINGTRAIN_TOKEN', 'RINGTRAIN_IFACE', 'RINGTRAIN_TIMEOUT_MS', 'RINGTRAIN_PORT_RANGE', 'RINGTRAIN_LAUNCHER',
 ];
 /** Other engines' rank variables: inherited by a local rank they would contradict its contract. */
 const FOREIGN_RANK_VARS = [
@@ -208,6 +208,8 @@ export class Launcher {
       ['RINGTRAIN_LOCAL_RANK', String(p.localRank)],
       ['RINGTRAIN_LOCAL_SIZE', String(p.localSize)],
       ['RINGTRAIN_ADDR', addr],
+      // The launcher serves the rendezvous: rank 0 must not try to serve one too.
+      ['RINGTRAIN_LAUNCHER', '1'],
     );
     if (o.networkInterface !== undefined) env.push(['RINGTRAIN_IFACE', o.networkInterface]);
     if (o.timeoutS !== undefined) env.push(['RINGTRAIN_TIMEOUT_MS', String(Math.round(o.timeoutS * 1000))]);

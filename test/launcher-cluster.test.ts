@@ -1,0 +1,171 @@
+/**
+ * The launcher across a real 4-host cluster: network namespaces joined by a bridge, Debian's sshd on
+ * each host, a key made for the test. Needs root, iproute2 and openssh-server; in CI (CI=true) these
+ * tests must run, elsewhere they are skipped, saying why.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clusterDown, clusterUp, describeLeftovers, HOSTS, leftovers, ROOT_NS_ADDRESS, skipCluster, type Cluster } from './cluster/cluster.js';
+import { runCli, startCli, tagged, waitUntil } from './cluster/run-cli.js';
+
+const RANK = 'test/fixtures/launcher-rank.mjs';
+const ALLREDUCE = 'test/fixtures/launcher-allreduce.mjs';
+
+interface Report {
+  rank: number;
+  size: number;
+  localRank: number;
+  localSize: number;
+  addr: { host: string; port: number };
+  iface: string | null;
+  portRange: [number, number] | null;
+  tokenLength: number;
+  tokenInCmdline: boolean;
+  addresses: string[];
+  tableHosts: string[] | null;
+  cwd: string;
+  exported: string | null;
+}
+
+describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
+  let cluster: Cluster | undefined;
+  const noLeftovers = async (): Promise<void> => {
+    const clean = await waitUntil(() => HOSTS.every((_, i) => leftovers(cluster!, i).length === 0), 5_000);
+    expect(clean, `processes left on the hosts:\n${describeLeftovers(cluster!)}`).toBe(true);
+  };
+
+  beforeAll(() => {
+    cluster = clusterUp();
+  });
+  afterAll(() => clusterDown(cluster));
+
+  it('runs 8 ranks on 4 hosts x 2 slots, each with its rank, local rank and host, the token never on a command line', async () => {
+    const c = cluster!;
+    const run = await runCli(['--hosts', c.hostfile, ...c.sshArgs, '-x', 'RT_TEST_EXPORT=x y', '--', 'node', RANK]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/^ringtrain: 8 rank\(s\) on 4 host\(s\) finished in \d+\.\ds$/m);
+    const reports = tagged<Report>(run.stdout, 'REPORT');
+    expect([...reports.keys()].sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    const expectedHosts = [0, 0, 1, 1, 2, 2, 3, 3].map((h) => HOSTS[h]);
+    for (const [rank, r] of reports) {
+      const host = HOSTS[Math.floor(rank / 2)]!;
+      expect(r).toMatchObject({ rank, size: 8, localRank: rank % 2, localSize: 2, exported: 'x y', cwd: process.cwd() });
+      // The rank ran in its host's namespace, and reached the launcher's rendezvous from there.
+      expect(r.addresses).toEqual([host]);
+      expect(r.addr.host).toBe(ROOT_NS_ADDRESS);
+      expect(r.tableHosts).toEqual(expectedHosts);
+      expect(r.tokenLength).toBe(64);
+      expect(r.tokenInCmdline).toBe(false);
+    }
+    await noLeftovers();
+  });
+
+  it('an all-reduce across the 8 ranks is exact (real core over the bridge, every port in --port-range)', async () => {
+    const c = cluster!;
+    const run = await runCli(['--hosts', c.hostfile, ...c.sshArgs, '--port-range', '47300-47340', '--timeout', '30', '--', 'node', ALLREDUCE]);
+    expect(run.code, run.stderr).toBe(0);
+    const results = tagged<{ wrong: number; size: number; localRank: number; gathered: number[]; peers: string[]; addresses: string[] }>(run.stdout, 'RESULT');
+    expect(results.size).toBe(8);
+    for (const [rank, r] of results) {
+      expect(r.wrong).toBe(0);
+      expect(r.size).toBe(8);
+      expect(r.localRank).toBe(rank % 2);
+      expect(r.gathered).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      expect(r.peers).toEqual([0, 0, 1, 1, 2, 2, 3, 3].map((h) => HOSTS[h]));
+      expect(r.addresses).toEqual([HOSTS[Math.floor(rank / 2)]]);
+    }
+  });
+
+  it('mixes a local rank (spawned directly, advertised on the bridge address) with remote ones', async () => {
+    const c = cluster!;
+    const run = await runCli(['-H', `localhost:1,${HOSTS[0]}:1,${HOSTS[3]}:1`, ...c.sshArgs, '--', 'node', ALLREDUCE]);
+    expect(run.code, run.stderr).toBe(0);
+    const results = tagged<{ wrong: number; peers: string[]; addresses: string[] }>(run.stdout, 'RESULT');
+    expect(results.size).toBe(3);
+    for (const r of results.values()) {
+      expect(r.wrong).toBe(0);
+      expect(r.peers).toEqual([ROOT_NS_ADDRESS, HOSTS[0], HOSTS[3]]);
+    }
+    expect(results.get(0)!.addresses).toContain(ROOT_NS_ADDRESS); // rank 0 ran in the root namespace
+  });
+
+  it('a rank exiting 3 makes the launcher exit 3 within seconds, naming rank and host, nothing left on any host', async () => {
+    const c = cluster!;
+    const run = await runCli(['--hosts', c.hostfile, ...c.sshArgs, '--', 'node', RANK, '--fail', '5:3']);
+    expect(run.stderr).toMatch(new RegExp(`ringtrain: rank 5 on ${HOSTS[2]!.replace(/\./g, '\\.')} exited with code 3; stopping the remaining 7 rank\\(s\\)`));
+    expect(run.code).toBe(3);
+    expect(run.ms).toBeLessThan(15_000);
+    await noLeftovers();
+  });
+
+  it('SIGINT to the launcher stops every rank on every host and exits 130', async () => {
+    const c = cluster!;
+    const running = startCli(['--hosts', c.hostfile, ...c.sshArgs, '--', 'node', RANK, '--hold']);
+    await running.waitForLines(/^\[\d\] READY \d$/, 8, 30_000);
+    expect(HOSTS.every((_, i) => leftovers(c, i).length > 0)).toBe(true); // the ranks are there to stop
+    const t = Date.now();
+    running.child.kill('SIGINT');
+    const run = await running.done;
+    expect(run.code).toBe(130);
+    expect(run.stderr).toContain('ringtrain: got SIGINT; stopping the remaining 8 rank(s)');
+    expect(Date.now() - t).toBeLessThan(8_000);
+    await noLeftovers();
+  });
+
+  it('a launcher killed outright (SIGKILL) still leaves nothing running on the hosts', async () => {
+    const c = cluster!;
+    const running = startCli(['-H', `${HOSTS[1]}:2`, ...c.sshArgs, '--', 'node', RANK, '--hold']);
+    await running.waitForLines(/^\[\d\] READY \d$/, 2, 30_000);
+    running.child.kill('SIGKILL');
+    await running.done;
+    await noLeftovers();
+  });
+
+  it('an unreachable host is named, the job fails without hanging', async () => {
+    const c = cluster!;
+    const run = await runCli(['-H', `${HOSTS[0]}:1,10.78.0.77:1`, ...c.sshArgs, '--', 'node', RANK]);
+    expect(run.stderr).toMatch(/rank 1 on 10\.78\.0\.77 could not be started: ssh to 10\.78\.0\.77 failed: .*10\.78\.0\.77/);
+    expect(run.code).toBe(255);
+    expect(run.ms).toBeLessThan(20_000);
+    await noLeftovers();
+  });
+
+  it('an ssh key the hosts refuse is reported as an ssh failure naming the host', async () => {
+    const c = cluster!;
+    const run = await runCli(['-H', `${HOSTS[2]}:2`, ...c.wrongKeyArgs, '--', 'node', RANK]);
+    expect(run.stderr).toMatch(/rank \d on 10\.78\.0\.3 could not be started: ssh to 10\.78\.0\.3 failed: .*Permission denied.*passwordless ssh/);
+    expect(run.code).toBe(255);
+    expect(run.ms).toBeLessThan(10_000);
+  });
+
+  it('a command missing on a host is reported with 127, naming the host', async () => {
+    const c = cluster!;
+    const run = await runCli(['-H', `${HOSTS[1]}:1`, ...c.sshArgs, '--', 'ringtrain-no-such-command']);
+    expect(run.stderr).toContain(`rank 0 on ${HOSTS[1]} exited with code 127: command not found on ${HOSTS[1]}`);
+    expect(run.code).toBe(127);
+  });
+
+  it('names ranks that never join by --start-timeout, with their hosts', async () => {
+    const c = cluster!;
+    const run = await runCli(['--hosts', c.hostfile, ...c.sshArgs, '--start-timeout', '3', '--', 'node', RANK, '--skip-join', '6']);
+    expect(run.stderr).toContain(`1 of 8 rank(s) did not join the rendezvous within the start timeout (3s): 6 on ${HOSTS[3]} (running)`);
+    expect(run.code).toBe(1);
+    await noLeftovers();
+  });
+
+  it('--network-interface: the rendezvous is served on that interface and the ranks are told its name', async () => {
+    const c = cluster!;
+    const run = await runCli(['-H', `${HOSTS[0]}:1,${HOSTS[1]}:1`, ...c.sshArgs, '--network-interface', 'rtl-root', '--', 'node', RANK]);
+    expect(run.code, run.stderr).toBe(0);
+    for (const r of tagged<Report>(run.stdout, 'REPORT').values()) {
+      expect(r.iface).toBe('rtl-root');
+      expect(r.addr.host).toBe(ROOT_NS_ADDRESS);
+    }
+  });
+
+  it('-np above the hostfile slots is refused before anything starts', async () => {
+    const c = cluster!;
+    const run = await runCli(['--hosts', c.hostfile, '-np', '9', ...c.sshArgs, '--', 'node', RANK]);
+    expect(run.stderr).toContain(`-np 9 is more than the 8 slot(s) in ${c.hostfile}`);
+    expect(run.code).toBe(2);
+  });
+});
