@@ -186,7 +186,7 @@ export class GradientReducer {
       this.comm,
       summary,
       'the gradients passed to DistributedOptimizer',
-      (s) => `${s.counts[0]} tensors, ${s.counts[1]} elements in ${s.counts[2]} buckets`,
+      (s) => `${s.counts[0]} tensors, ${s.counts[1]} elements in ${s.counts[2]} bucket${s.counts[2] === 1 ? '' : 's'}`,
       'Every rank must build the same model, compute gradients for the same variables in the same order, and use the same ' +
         'DistributedOptimizer options (op, compression, fusionBytes / RINGTRAIN_FUSION_BYTES, backwardPassesPerStep).',
     );

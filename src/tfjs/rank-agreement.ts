@@ -56,11 +56,15 @@ function verdict(all: RankSummary[], what: string, describe: (s: RankSummary) =>
     g.push(r);
     groups.set(s.hash, g);
   });
-  const parts = [...groups.values()].map((ranks) => {
+  const described = [...groups.values()].map((ranks) => describe(all[ranks[0]!]!));
+  const parts = [...groups.values()].map((ranks, i) => {
     const shown = ranks.length > 8 ? `${ranks.slice(0, 8).join(',')},…` : ranks.join(',');
-    return `rank${ranks.length > 1 ? 's' : ''} ${shown}: ${describe(all[ranks[0]!]!)}`;
+    return `rank${ranks.length > 1 ? 's' : ''} ${shown}: ${described[i]}`;
   });
-  throw new RingtrainError('ERR_RINGTRAIN_MISMATCH', `ringtrain: ${what} differ between ranks (${parts.join('; ')}). ${hint}`);
+  const sameSizes = described.every((d) => d === described[0])
+    ? ' The sizes agree, so shapes, dtypes, order or options differ.'
+    : '';
+  throw new RingtrainError('ERR_RINGTRAIN_MISMATCH', `ringtrain: ${what} differ between ranks (${parts.join('; ')}).${sameSizes} ${hint}`);
 }
 
 /** Blocking form, for use inside tfjs' synchronous applyGradients. Throws the same error on every rank. */
