@@ -192,6 +192,10 @@ async function main(): Promise<number> {
   return new Launcher(options).run();
 }
 
+// A reader that went away (`ringtrain ... | head`) must not crash the launcher and orphan the job.
+process.stdout.on('error', () => undefined);
+process.stderr.on('error', () => undefined);
+
 main().then(
   (code) => {
     process.exit(code);

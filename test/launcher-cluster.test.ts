@@ -3,11 +3,41 @@
  * each host, a key made for the test. Needs root, iproute2 and openssh-server; in CI (CI=true) these
  * tests must run, elsewhere they are skipped, saying why.
  */
+import { execFileSync, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterDown, clusterUp, describeLeftovers, HOSTS, leftovers, ROOT_NS_ADDRESS, skipCluster, type Cluster } from './cluster/cluster.js';
-import { runCli, startCli, tagged, waitUntil } from './cluster/run-cli.js';
+import { ROOT, runCli, startCli, tagged, waitUntil } from './cluster/run-cli.js';
 
 const RANK = 'test/fixtures/launcher-rank.mjs';
+
+function hasMpirun(): boolean {
+  try {
+    execFileSync('sh', ['-c', 'command -v mpirun'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs a command to its end (killed after timeoutMs), collecting its output. */
+function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      resolve({ code: null, stdout, stderr: `cannot run ${cmd}: ${e.message}` });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
 const ALLREDUCE = 'test/fixtures/launcher-allreduce.mjs';
 
 interface Report {
@@ -63,9 +93,13 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
     const c = cluster!;
     const run = await runCli(['--hosts', c.hostfile, ...c.sshArgs, '--port-range', '47300-47340', '--timeout', '30', '--', 'node', ALLREDUCE]);
     expect(run.code, run.stderr).toBe(0);
-    const results = tagged<{ wrong: number; size: number; localRank: number; gathered: number[]; peers: string[]; addresses: string[] }>(run.stdout, 'RESULT');
+    const results = tagged<{ wrong: number; size: number; localRank: number; gathered: number[]; peers: string[]; ports: number[]; rendezvous: string; addresses: string[] }>(run.stdout, 'RESULT');
     expect(results.size).toBe(8);
     for (const [rank, r] of results) {
+      for (const port of [...r.ports, Number(r.rendezvous.split(':')[1])]) {
+        expect(port).toBeGreaterThanOrEqual(47300);
+        expect(port).toBeLessThanOrEqual(47340);
+      }
       expect(r.wrong).toBe(0);
       expect(r.size).toBe(8);
       expect(r.localRank).toBe(rank % 2);
@@ -160,6 +194,34 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
       expect(r.iface).toBe('rtl-root');
       expect(r.addr.host).toBe(ROOT_NS_ADDRESS);
     }
+  });
+
+  it.skipIf(!hasMpirun() && process.env.CI !== 'true')('Open MPI\'s mpirun across two hosts starts a script that works unchanged', async () => {
+    const c = cluster!;
+    const r = await run(
+      'mpirun',
+      [
+        '--allow-run-as-root', '--oversubscribe', '-H', `${HOSTS[0]}:2,${HOSTS[1]}:2`, '-np', '4',
+        '--mca', 'plm_rsh_agent', `ssh -F ${c.dir}/ssh_config`,
+        '--mca', 'oob_tcp_if_include', '10.78.0.0/24', '--mca', 'btl', 'self,tcp', '--mca', 'btl_tcp_if_include', '10.78.0.0/24',
+        '-x', `RINGTRAIN_ADDR=${HOSTS[0]}:47412`, '-x', 'RINGTRAIN_TOKEN=mpi-job-secret', '-x', 'RINGTRAIN_TIMEOUT_MS=20000',
+        'node', ALLREDUCE,
+      ],
+      60_000,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const res = r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('RESULT '))
+      .map((l) => JSON.parse(l.slice(7)) as { rank: number; localRank: number; wrong: number; addresses: string[] })
+      .sort((a, b) => a.rank - b.rank);
+    expect(res.map((x) => [x.rank, x.localRank, x.wrong, x.addresses])).toEqual([
+      [0, 0, 0, [HOSTS[0]]],
+      [1, 1, 0, [HOSTS[0]]],
+      [2, 0, 0, [HOSTS[1]]],
+      [3, 1, 0, [HOSTS[1]]],
+    ]);
+    await noLeftovers();
   });
 
   it('-np above the hostfile slots is refused before anything starts', async () => {

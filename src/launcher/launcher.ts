@@ -283,6 +283,7 @@ export class Launcher {
     if (code === 127) return `exited with code 127: command not found on ${host}${said}`;
     if (code === 126) return `exited with code 126: command not executable on ${host}${said}`;
     if (code > 128 && SIGNAL_NAMES.has(code - 128)) return `was killed by ${SIGNAL_NAMES.get(code - 128)} (exit code ${code})`;
+    if (code === 255 && this.remoteRank.get(r.rank)) return `exited with code 255 (or the ssh connection to ${host} was lost)${said}`;
     return `exited with code ${code}`;
   }
 
