@@ -1,6 +1,7 @@
 /** BroadcastCallback: broadcastModel at the start of every model.fit / fitDataset. */
 import type { Communicator } from '../types.js';
 import { broadcastModel } from './broadcast-model.js';
+import type { ModelLike } from './model-like.js';
 import { RankCallback } from './rank-callback.js';
 
 export interface BroadcastCallbackOptions {
@@ -8,6 +9,8 @@ export interface BroadcastCallbackOptions {
   root?: number;
   /** Default: the communicator made by init(). */
   comm?: Communicator;
+  /** The model being trained; needed unless a tf.Callback comes first in the callbacks list (see RankCallback). */
+  model?: ModelLike;
 }
 
 export class BroadcastCallback extends RankCallback {
@@ -15,7 +18,7 @@ export class BroadcastCallback extends RankCallback {
   private readonly comm: Communicator | undefined;
 
   constructor(options: BroadcastCallbackOptions = {}) {
-    super();
+    super(options?.model);
     this.root = options.root ?? 0;
     this.comm = options.comm;
   }

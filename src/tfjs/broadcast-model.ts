@@ -115,21 +115,22 @@ export async function broadcastModel(model: ModelLike, options: BroadcastModelOp
       const sLayout = layoutFor(sSpecs, 'broadcastModel (optimizer state)');
       const sBufs = comm.rank === root ? await pack(sLayout, local!.map((w) => w.tensor)) : allocateFor(sLayout);
       for (const b of sBufs) await comm.broadcast(b, root);
-      if (comm.rank !== root) {
-        const values = unpack(sLayout, sSpecs, sBufs);
-        const before = local?.map((w) => w.tensor).filter(isVariable) ?? [];
-        try {
-          await optimizer.setWeights(rootSpec.state.map((s, i) => ({ name: s.name, tensor: values[i]! })));
-        } finally {
-          tf.dispose(values);
-        }
-        // tfjs optimizers' setWeights replace their state variables instead of assigning them; free
-        // the replaced ones (those no longer in the optimizer's state).
-        const after = await optimizerState(optimizer);
-        const kept = new Set(after?.map((w) => w.tensor) ?? []);
-        disposeTemporaries(after);
-        tf.dispose(before.filter((t) => !kept.has(t)));
+      // Root loads its own state back too: setWeights derives hidden state (Adam's beta powers
+      // from the iteration count) slightly differently from how training accumulated it, and
+      // only going through setWeights everywhere makes the ranks bit-identical.
+      const values = unpack(sLayout, sSpecs, sBufs);
+      const before = local?.map((w) => w.tensor).filter(isVariable) ?? [];
+      try {
+        await optimizer.setWeights(rootSpec.state.map((s, i) => ({ name: s.name, tensor: values[i]! })));
+      } finally {
+        tf.dispose(values);
       }
+      // tfjs optimizers' setWeights replace their state variables instead of assigning them; free
+      // the replaced ones (those no longer in the optimizer's state).
+      const after = await optimizerState(optimizer);
+      const kept = new Set(after?.map((w) => w.tensor) ?? []);
+      disposeTemporaries(after);
+      tf.dispose(before.filter((t) => !kept.has(t)));
     }
   } finally {
     disposeTemporaries(local);

@@ -5,6 +5,7 @@
  */
 import type { Communicator } from '../types.js';
 import { averageModel } from './average-model.js';
+import type { ModelLike } from './model-like.js';
 import { RankCallback } from './rank-callback.js';
 import { RingtrainError } from '../errors.js';
 
@@ -15,6 +16,8 @@ export interface LocalSGDOptions {
   syncAtEnd?: boolean;
   /** Default: the communicator made by init(). */
   comm?: Communicator;
+  /** The model being trained; needed unless a tf.Callback comes first in the callbacks list (see RankCallback). */
+  model?: ModelLike;
 }
 
 export class LocalSGD extends RankCallback {
@@ -26,7 +29,7 @@ export class LocalSGD extends RankCallback {
   private batches = 0;
 
   constructor(options: LocalSGDOptions) {
-    super();
+    super(options?.model);
     const k = options?.syncEvery;
     if (!Number.isInteger(k) || k < 1) {
       throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: LocalSGD: syncEvery must be an integer >= 1, got ${String(k)}`);

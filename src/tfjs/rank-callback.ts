@@ -3,16 +3,18 @@
  *
  * tfjs-layers accepts either tf.Callback instances (checked with instanceof on the first element
  * of the list) or plain "CustomCallbackArgs" objects, which it wraps in a CustomCallback and calls
- * as `wrapper.handler(...)`. A ringtrain callback works both ways:
+ * as `wrapper.onX(...)`. A ringtrain callback works both ways:
  * - it has every method of tf.Callback, so in a list that starts with a real tf.Callback it is
- *   driven directly and gets the model through setModel;
- * - its on* handlers are own properties that ignore their `this` for state, so when wrapped they
- *   still act on this object, and they pick the model up from the wrapper (which tfjs gives the
- *   model before onTrainBegin).
- * A list that starts with a ringtrain callback makes tfjs wrap every element, which breaks real
- * tf.Callback instances later in the list (tf.callbacks.earlyStopping...): put those first.
+ *   driven directly and tfjs hands it the model through setModel;
+ * - its on* handlers are own properties bound to this object, so when tfjs wraps it they still act
+ *   on it. tfjs does not give wrapped callbacks the model, so callbacks that need it take a
+ *   `model` option for that case.
+ * A list that starts with a ringtrain callback (or any plain object) makes tfjs wrap every element,
+ * which breaks real tf.Callback instances later in the list (tf.callbacks.earlyStopping, ...): put
+ * those first.
  */
 import type { Tensor } from '@tensorflow/tfjs-core';
+import { RingtrainError } from '../errors.js';
 import type { ModelLike } from './model-like.js';
 
 /** Values tfjs puts in logs: numbers, or scalar tensors not yet downloaded. */
@@ -21,13 +23,9 @@ export type CallbackLogs = Record<string, LogValue>;
 
 type Handler<A extends unknown[]> = (...args: A) => Promise<void>;
 
-function holdsModel(ctx: unknown): ctx is { model: ModelLike } {
-  return typeof ctx === 'object' && ctx !== null && 'model' in ctx && (ctx as { model: unknown }).model != null;
-}
-
 export abstract class RankCallback {
   /** Set by tfjs before training starts. */
-  model: ModelLike | undefined = undefined;
+  model: ModelLike | undefined;
   params: Record<string, unknown> | undefined = undefined;
   validationData: unknown = null;
 
@@ -38,21 +36,15 @@ export abstract class RankCallback {
   readonly onBatchBegin: Handler<[batch: number, logs?: CallbackLogs]>;
   readonly onBatchEnd: Handler<[batch: number, logs?: CallbackLogs]>;
 
-  protected constructor() {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- handlers must reach this object whatever `this` tfjs calls them with
-    const self = this;
-    function wrap<A extends unknown[]>(body: (...args: A) => Promise<void>): Handler<A> {
-      return async function (this: unknown, ...args: A): Promise<void> {
-        if (this !== self && holdsModel(this)) self.model = this.model;
-        await body.apply(self, args);
-      };
-    }
-    this.onTrainBegin = wrap((logs?: CallbackLogs) => this.trainBegin(logs));
-    this.onTrainEnd = wrap((logs?: CallbackLogs) => this.trainEnd(logs));
-    this.onEpochBegin = wrap((epoch: number, logs?: CallbackLogs) => this.epochBegin(epoch, logs));
-    this.onEpochEnd = wrap((epoch: number, logs?: CallbackLogs) => this.epochEnd(epoch, logs));
-    this.onBatchBegin = wrap((batch: number, logs?: CallbackLogs) => this.batchBegin(batch, logs));
-    this.onBatchEnd = wrap((batch: number, logs?: CallbackLogs) => this.batchEnd(batch, logs));
+  protected constructor(model?: ModelLike) {
+    this.model = model;
+    // Arrow functions: `this` stays this object whatever tfjs calls the handler on.
+    this.onTrainBegin = (logs) => this.trainBegin(logs);
+    this.onTrainEnd = (logs) => this.trainEnd(logs);
+    this.onEpochBegin = (epoch, logs) => this.epochBegin(epoch, logs);
+    this.onEpochEnd = (epoch, logs) => this.epochEnd(epoch, logs);
+    this.onBatchBegin = (batch, logs) => this.batchBegin(batch, logs);
+    this.onBatchEnd = (batch, logs) => this.batchEnd(batch, logs);
   }
 
   setParams(params: Record<string, unknown>): void {
@@ -63,10 +55,14 @@ export abstract class RankCallback {
     this.model = model;
   }
 
-  /** The model being trained; throws if tfjs has not provided one (e.g. a handler called by hand). */
+  /** The model being trained: from the `model` option, or from tfjs when it drives this callback directly. */
   protected requireModel(who: string): ModelLike {
     if (this.model === undefined) {
-      throw new Error(`ringtrain: ${who} has no model: use it in the callbacks of model.fit or model.fitDataset`);
+      throw new RingtrainError(
+        'ERR_RINGTRAIN_ARGUMENT',
+        `ringtrain: ${who} does not know the model: pass it, new ${who}({ model, ... }) ` +
+          '(tfjs-layers gives the model only to tf.Callback instances, and only when one comes first in the callbacks list)',
+      );
     }
     return this.model;
   }
