@@ -26,23 +26,25 @@ export function parseStartedMarker(line: string): number | undefined {
 /** Exit status of the wrapper when stdin held no token line. */
 export const NO_TOKEN_EXIT = 70;
 
+// One line, statements ended by `;` or `&`: the remote login shell may be csh, which cannot take a
+// newline inside a quoted word.
 export const RANK_WRAPPER = [
-  `IFS= read -r RINGTRAIN_TOKEN || { echo "ringtrain: no job token on stdin" >&2; exit ${NO_TOKEN_EXIT}; }`,
-  'export RINGTRAIN_TOKEN',
-  'exec 3<&0',
-  'S=; command -v setsid >/dev/null 2>&1 && S=setsid',
+  `IFS= read -r RINGTRAIN_TOKEN || { echo "ringtrain: no job token on stdin" >&2; exit ${NO_TOKEN_EXIT}; };`,
+  'export RINGTRAIN_TOKEN;',
+  'exec 3<&0;',
+  'S=; command -v setsid >/dev/null 2>&1 && S=setsid;',
   `$S /bin/sh -c 'printf "${STARTED_MARKER_PREFIX}%s${STARTED_MARKER_SUFFIX}\\n" "$$"; exec "$@"' ringtrain-exec "$@" </dev/null 3<&- &`,
-  'c=$!',
-  "trap 'kill -TERM -$c $c 2>/dev/null' TERM INT HUP",
+  'c=$!;',
+  "trap 'kill -TERM -$c $c 2>/dev/null' TERM INT HUP;",
   '{ while read -r _ <&3; do :; done; kill -TERM -$c $c; n=0;',
-  '  while [ $n -lt 25 ]; do kill -0 -$c || kill -0 $c || exit 0; sleep 0.2; n=$((n+1)); done;',
-  '  kill -KILL -$c $c; } >/dev/null 2>&1 &',
-  'w=$!',
-  'exec 3<&-',
+  'while [ $n -lt 25 ]; do kill -0 -$c || kill -0 $c || exit 0; sleep 0.2; n=$((n+1)); done;',
+  'kill -KILL -$c $c; } >/dev/null 2>&1 &',
+  'w=$!;',
+  'exec 3<&-;',
   // The launcher names the signal itself; the shell's "Terminated" would only be noise.
-  'wait $c 2>/dev/null; r=$?',
-  'while kill -0 $c 2>/dev/null; do wait $c 2>/dev/null; r=$?; done',
-  'kill -TERM -$c 2>/dev/null && sleep 0.5 && kill -KILL -$c 2>/dev/null',
-  'kill $w 2>/dev/null',
+  'wait $c 2>/dev/null; r=$?;',
+  'while kill -0 $c 2>/dev/null; do wait $c 2>/dev/null; r=$?; done;',
+  'kill -TERM -$c 2>/dev/null && sleep 0.5 && kill -KILL -$c 2>/dev/null;',
+  'kill $w 2>/dev/null;',
   'exit $r',
-].join('\n');
+].join(' ');
