@@ -6,7 +6,8 @@
 # Provides
 #   ringtrain_cuda            static library: the CUDA implementation, or the stub that throws
 #                             "built without CUDA"; its users get native/cuda on the include path
-#                             and RINGTRAIN_HAVE_CUDA=1 or 0.
+#                             and, in the CUDA build only, RINGTRAIN_HAVE_CUDA=1 (test it with
+#                             #ifdef: it is not defined at all in a CPU-only build).
 #   RINGTRAIN_CUDA_ENABLED    ON when the CUDA implementation is built.
 #   ringtrain_cuda_test, ringtrain_cuda_logic_test, ringtrain_cuda_bench (EXCLUDE_FROM_ALL; build
 #                             them by name or through the ringtrain_cuda_checks target).
@@ -88,7 +89,6 @@ else()
   add_library(ringtrain_cuda STATIC
     ${_rt_cuda_dir}/device_api_common.cpp
     ${_rt_cuda_dir}/device_api_stub.cpp)
-  target_compile_definitions(ringtrain_cuda PUBLIC RINGTRAIN_HAVE_CUDA=0)
   message(STATUS "ringtrain: CUDA data path OFF (RINGTRAIN_CUDA=${RINGTRAIN_CUDA}); "
                  "the device API reports 'built without CUDA'")
 endif()
@@ -103,12 +103,8 @@ target_include_directories(ringtrain_cuda PUBLIC "${_rt_cuda_dir}")
 
 # The addon and the core see the build's CUDA status even before they link ringtrain_cuda.
 foreach(_rt_target ringtrain ringtrain_core)
-  if(TARGET ${_rt_target})
-    if(RINGTRAIN_CUDA_ENABLED)
-      target_compile_definitions(${_rt_target} PUBLIC RINGTRAIN_HAVE_CUDA=1)
-    else()
-      target_compile_definitions(${_rt_target} PUBLIC RINGTRAIN_HAVE_CUDA=0)
-    endif()
+  if(TARGET ${_rt_target} AND RINGTRAIN_CUDA_ENABLED)
+    target_compile_definitions(${_rt_target} PUBLIC RINGTRAIN_HAVE_CUDA=1)
   endif()
 endforeach()
 # Keep the static CUDA runtime's symbols private to the addon, so that a libcudart.so another

@@ -29,8 +29,20 @@ namespace ringtrain::cuda {
 // Types and errors
 // ---------------------------------------------------------------------------------------------
 
-/** Element types; values match nothing outside this header, map explicitly. */
-enum class Dtype : uint8_t { Float32, Float64, Int32, Int8, Uint8, Int64, Float16, BFloat16 };
+/**
+ * Element types. The numeric values equal ringtrain::Dtype's in native/src/core/dtype.h, so the core
+ * may static_cast between the two (cuda_logic_test static_asserts that they agree).
+ */
+enum class Dtype : uint8_t {
+  Float32 = 0,
+  Float64 = 1,
+  Int32 = 2,
+  Int8 = 3,
+  Uint8 = 4,
+  Int64 = 5,
+  Float16 = 6,
+  BFloat16 = 7,
+};
 
 /**
  * Element-wise reductions. In reduce(), Avg adds exactly like Sum: the division by the number of
@@ -38,7 +50,7 @@ enum class Dtype : uint8_t { Float32, Float64, Int32, Int8, Uint8, Int64, Float1
  * Min/Max on floating types propagate NaN (if either operand is NaN the result is NaN).
  * Integer Sum/Prod wrap around (two's complement), as the CPU kernels do.
  */
-enum class ReduceOp : uint8_t { Sum, Avg, Min, Max, Prod };
+enum class ReduceOp : uint8_t { Sum = 0, Avg = 1, Min = 2, Max = 3, Prod = 4 };  // = core's values
 
 size_t dtype_size(Dtype dtype);
 const char* dtype_name(Dtype dtype);

@@ -82,9 +82,11 @@ int pointer_device(uint64_t device_ptr) {
   cudaPointerAttributes attr{};
   check(cudaPointerGetAttributes(&attr, reinterpret_cast<const void*>(device_ptr)),
         "cudaPointerGetAttributes");
-  if (attr.type != cudaMemoryTypeDevice) {
+  // Managed memory is accepted from callers (ringtrain itself never allocates it).
+  if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged) {
     throw CudaError(CudaError::Kind::InvalidArgument,
-                    "pointer is not device memory from cudaMalloc (type " +
+                    "pointer " + std::to_string(device_ptr) +
+                        " is not GPU memory (host or unknown pointer, CUDA memory type " +
                         std::to_string(static_cast<int>(attr.type)) + ")");
   }
   return attr.device;

@@ -18,9 +18,12 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #define RT_HD __host__ __device__ __forceinline__
-#define RT_UNROLL _Pragma("unroll")
 #else
 #define RT_HD inline
+#endif
+#if defined(__CUDA_ARCH__)  // the device pass only: the host compiler would warn about the pragma
+#define RT_UNROLL _Pragma("unroll")
+#else
 #define RT_UNROLL
 #endif
 

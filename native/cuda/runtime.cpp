@@ -199,8 +199,11 @@ int device_count() {
 }
 
 void set_device(int device) {
-  detail::resolve_device(device);
-  detail::check(cudaSetDevice(device), "cudaSetDevice");
+  if (device < 0) {
+    throw CudaError(CudaError::Kind::InvalidArgument,
+                    "set_device: device must be >= 0, got " + std::to_string(device));
+  }
+  detail::enter_device(device);
 }
 
 int current_device() {
