@@ -39,6 +39,9 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: nu
   });
 }
 const ALLREDUCE = 'test/fixtures/launcher-allreduce.mjs';
+// By absolute path: the hosts share this filesystem, but a non-interactive ssh login's PATH may not
+// hold the node that runs the tests.
+const NODE = process.execPath;
 
 interface Report {
   rank: number;
@@ -70,7 +73,7 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
 
   it('runs 8 ranks on 4 hosts x 2 slots, each with its rank, local rank and host, the token never on a command line', async () => {
     const c = cluster!;
-    const run = await runCli(['--hosts', c.hostfile, ...c.sshArgs, '-x', 'RT_TEST_EXPORT=x y', '--', 'node', RANK]);
+    const run = await runCli(['--hosts', c.hostfile, ...c.sshArgs, '-x', 'RT_TEST_EXPORT=x y', '--', NODE, RANK]);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(/^ringtrain: 8 rank\(s\) on 4 host\(s\) finished in \d+\.\ds$/m);
     const reports = tagged<Report>(run.stdout, 'REPORT');
@@ -91,7 +94,7 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
 
   it('an all-reduce across the 8 ranks is exact (real core over the bridge, every port in --port-range)', async () => {
     const c = cluster!;
-    const run = await runCli(['--hosts', c.hostfile, ...c.sshArgs, '--port-range', '47300-47340', '--timeout', '30', '--', 'node', ALLREDUCE]);
+    const run = await runCli(['--hosts', c.hostfile, ...c.sshArgs, '--port-range', '47300-47340', '--timeout', '30', '--', NODE, ALLREDUCE]);
     expect(run.code, run.stderr).toBe(0);
     const results = tagged<{ wrong: number; size: number; localRank: number; gathered: number[]; peers: string[]; ports: number[]; rendezvous: string; addresses: string[] }>(run.stdout, 'RESULT');
     expect(results.size).toBe(8);
@@ -111,7 +114,7 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
 
   it('mixes a local rank (spawned directly, advertised on the bridge address) with remote ones', async () => {
     const c = cluster!;
-    const run = await runCli(['-H', `localhost:1,${HOSTS[0]}:1,${HOSTS[3]}:1`, ...c.sshArgs, '--', 'node', ALLREDUCE]);
+    const run = await runCli(['-H', `localhost:1,${HOSTS[0]}:1,${HOSTS[3]}:1`, ...c.sshArgs, '--', NODE, ALLREDUCE]);
     expect(run.code, run.stderr).toBe(0);
     const results = tagged<{ wrong: number; peers: string[]; addresses: string[] }>(run.stdout, 'RESULT');
     expect(results.size).toBe(3);
@@ -124,7 +127,7 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
 
   it('a rank exiting 3 makes the launcher exit 3 within seconds, naming rank and host, nothing left on any host', async () => {
     const c = cluster!;
-    const run = await runCli(['--hosts', c.hostfile, ...c.sshArgs, '--', 'node', RANK, '--fail', '5:3']);
+    const run = await runCli(['--hosts', c.hostfile, ...c.sshArgs, '--', NODE, RANK, '--fail', '5:3']);
     expect(run.stderr).toMatch(new RegExp(`ringtrain: rank 5 on ${HOSTS[2]!.replace(/\./g, '\\.')} exited with code 3; stopping the remaining 7 rank\\(s\\)`));
     expect(run.code).toBe(3);
     expect(run.ms).toBeLessThan(15_000);
@@ -133,7 +136,7 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
 
   it('SIGINT to the launcher stops every rank on every host and exits 130', async () => {
     const c = cluster!;
-    const running = startCli(['--hosts', c.hostfile, ...c.sshArgs, '--', 'node', RANK, '--hold']);
+    const running = startCli(['--hosts', c.hostfile, ...c.sshArgs, '--', NODE, RANK, '--hold']);
     await running.waitForLines(/^\[\d\] READY \d$/, 8, 30_000);
     expect(HOSTS.every((_, i) => leftovers(c, i).length > 0)).toBe(true); // the ranks are there to stop
     const t = Date.now();
@@ -147,7 +150,7 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
 
   it('a launcher killed outright (SIGKILL) still leaves nothing running on the hosts', async () => {
     const c = cluster!;
-    const running = startCli(['-H', `${HOSTS[1]}:2`, ...c.sshArgs, '--', 'node', RANK, '--hold']);
+    const running = startCli(['-H', `${HOSTS[1]}:2`, ...c.sshArgs, '--', NODE, RANK, '--hold']);
     await running.waitForLines(/^\[\d\] READY \d$/, 2, 30_000);
     running.child.kill('SIGKILL');
     await running.done;
@@ -156,7 +159,7 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
 
   it('an unreachable host is named, the job fails without hanging', async () => {
     const c = cluster!;
-    const run = await runCli(['-H', `${HOSTS[0]}:1,10.78.0.77:1`, ...c.sshArgs, '--', 'node', RANK]);
+    const run = await runCli(['-H', `${HOSTS[0]}:1,10.78.0.77:1`, ...c.sshArgs, '--', NODE, RANK]);
     expect(run.stderr).toMatch(/rank 1 on 10\.78\.0\.77 could not be started: ssh to 10\.78\.0\.77 failed: .*10\.78\.0\.77/);
     expect(run.code).toBe(255);
     expect(run.ms).toBeLessThan(20_000);
@@ -165,7 +168,7 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
 
   it('an ssh key the hosts refuse is reported as an ssh failure naming the host', async () => {
     const c = cluster!;
-    const run = await runCli(['-H', `${HOSTS[2]}:2`, ...c.wrongKeyArgs, '--', 'node', RANK]);
+    const run = await runCli(['-H', `${HOSTS[2]}:2`, ...c.wrongKeyArgs, '--', NODE, RANK]);
     expect(run.stderr).toMatch(/rank \d on 10\.78\.0\.3 could not be started: ssh to 10\.78\.0\.3 failed: .*Permission denied.*passwordless ssh/);
     expect(run.code).toBe(255);
     expect(run.ms).toBeLessThan(10_000);
@@ -180,7 +183,7 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
 
   it('names ranks that never join by --start-timeout, with their hosts', async () => {
     const c = cluster!;
-    const run = await runCli(['--hosts', c.hostfile, ...c.sshArgs, '--start-timeout', '3', '--', 'node', RANK, '--skip-join', '6']);
+    const run = await runCli(['--hosts', c.hostfile, ...c.sshArgs, '--start-timeout', '3', '--', NODE, RANK, '--skip-join', '6']);
     expect(run.stderr).toContain(`1 of 8 rank(s) did not join the rendezvous within the start timeout (3s): 6 on ${HOSTS[3]} (running)`);
     expect(run.code).toBe(1);
     await noLeftovers();
@@ -188,7 +191,7 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
 
   it('--network-interface: the rendezvous is served on that interface and the ranks are told its name', async () => {
     const c = cluster!;
-    const run = await runCli(['-H', `${HOSTS[0]}:1,${HOSTS[1]}:1`, ...c.sshArgs, '--network-interface', 'rtl-root', '--', 'node', RANK]);
+    const run = await runCli(['-H', `${HOSTS[0]}:1,${HOSTS[1]}:1`, ...c.sshArgs, '--network-interface', 'rtl-root', '--', NODE, RANK]);
     expect(run.code, run.stderr).toBe(0);
     for (const r of tagged<Report>(run.stdout, 'REPORT').values()) {
       expect(r.iface).toBe('rtl-root');
@@ -205,7 +208,7 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
         '--mca', 'plm_rsh_agent', `ssh -F ${c.dir}/ssh_config`,
         '--mca', 'oob_tcp_if_include', '10.78.0.0/24', '--mca', 'btl', 'self,tcp', '--mca', 'btl_tcp_if_include', '10.78.0.0/24',
         '-x', `RINGTRAIN_ADDR=${HOSTS[0]}:47412`, '-x', 'RINGTRAIN_TOKEN=mpi-job-secret', '-x', 'RINGTRAIN_TIMEOUT_MS=20000',
-        'node', ALLREDUCE,
+        NODE, ALLREDUCE,
       ],
       60_000,
     );
@@ -226,7 +229,7 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
 
   it('-np above the hostfile slots is refused before anything starts', async () => {
     const c = cluster!;
-    const run = await runCli(['--hosts', c.hostfile, '-np', '9', ...c.sshArgs, '--', 'node', RANK]);
+    const run = await runCli(['--hosts', c.hostfile, '-np', '9', ...c.sshArgs, '--', NODE, RANK]);
     expect(run.stderr).toContain(`-np 9 is more than the 8 slot(s) in ${c.hostfile}`);
     expect(run.code).toBe(2);
   });

@@ -136,11 +136,10 @@ export class Launcher {
       o.portRange,
     );
     this.verbose(`rendezvous listening on ${formatHostPort(server.host, server.port)}; ${size} rank(s) on ${hosts.length} host(s)`);
+    // The server stays open until the job ends: closing it destroys its sockets, which could cut
+    // off a large table still being sent. Once the table is out it only turns connections away.
     server.table.then(
-      () => {
-        this.verbose(`all ${size} ranks joined after ${seconds(Date.now() - this.startedAt)}`);
-        void server.close();
-      },
+      () => this.verbose(`all ${size} ranks joined after ${seconds(Date.now() - this.startedAt)}`),
       (e: Error) => this.fail({ message: e.message.replace(/^ringtrain: /, ''), exitCode: 1 }),
     );
 
