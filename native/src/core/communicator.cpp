@@ -110,8 +110,11 @@ void Communicator::execute(Operation& op) {
     return;
   }
   if (failure_) {
-    CommError e(failure_->code() == ErrorCode::Closed ? ErrorCode::Closed : failure_->code(),
-                std::string("the communicator failed earlier and is closed: ") + failure_->what());
+    // The first operation to meet a failure found while idle reports it as it is; later ones say
+    // the communicator is closed, and why.
+    CommError e(failureReported_ ? ErrorCode::Closed : failure_->code(),
+                std::string(failureReported_ ? "the communicator is closed after an earlier failure: " : "") + failure_->what());
+    failureReported_ = true;
     op.done(op, &e);
     return;
   }
@@ -160,9 +163,11 @@ void Communicator::execute(Operation& op) {
       return;
     }
     failWith(e);
+    failureReported_ = true;
     op.done(op, &*failure_);
   } catch (const std::exception& e) {
     failWith(CommError(ErrorCode::Internal, e.what()));
+    failureReported_ = true;
     op.done(op, &*failure_);
   }
 }

@@ -95,6 +95,7 @@ class Communicator {
   bool closeRequested_ = false;  // guarded by mu_
   bool workerDone_ = false;      // guarded by mu_
   std::optional<CommError> failure_;  // worker thread only
+  bool failureReported_ = false;      // worker thread only
   std::atomic<bool> cancelled_{false};
   std::thread worker_;
   std::mutex joinMu_;

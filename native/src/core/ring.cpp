@@ -129,7 +129,9 @@ void Ring::pollControl() {
         rightEof_ = true;
         return;
       }
-      failPeerGone(right_, lastSeq_ ? "(after " + std::to_string(lastSeq_) + " collectives)" : "(before the first collective)");
+      failPeerGone(right_, !currentCall_.empty() ? "during " + currentCall_
+                           : lastSeq_ ? "between collectives (after #" + std::to_string(lastSeq_) + ")"
+                                      : "before the first collective");
     }
     if (n == 0) return;
     lastHeardRight_ = nowMs();
@@ -170,6 +172,11 @@ void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, G
                PhaseTimes* times, size_t phaseBoundaryStep) {
   lastSeq_ = header.seq;
   const std::string call = callName(header);
+  currentCall_ = call;
+  struct ClearCall {
+    std::string& s;
+    ~ClearCall() { s.clear(); }
+  } clearCall{currentCall_};
   if (!links_.right.valid() || !links_.left.valid()) throw CommError(ErrorCode::Closed, "the ring is closed; cannot run " + call);
   if (rightSaidGoodbye_ || leftSaidGoodbye_) {
     int who = rightSaidGoodbye_ ? right_ : left_;

@@ -105,6 +105,7 @@ class Ring {
   bool rightSaidGoodbye_ = false;
   bool leftSaidGoodbye_ = false;
   uint64_t lastSeq_ = 0;
+  std::string currentCall_;  // set while a collective runs, for messages
   // Set when an abort arrives from the right; carried by the CommError thrown.
   std::string abortText_;
   bool abortArrived_ = false;

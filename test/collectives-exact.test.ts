@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { expectAllOk, runRanks } from './helpers/ranks.js';
+
+const DTYPES = ['float32', 'float64', 'int32', 'int8', 'uint8', 'int64', 'float16', 'bfloat16'];
+const OPS = ['sum', 'avg', 'min', 'max', 'prod'];
+// A 4 KiB pipeline segment makes "one segment ± 1" cheap to hit for every dtype.
+const SEGMENT_BYTES = 4096;
+
+function oddSizes(n: number, elemBytes: number): number[] {
+  const seg = SEGMENT_BYTES / elemBytes;
+  return [0, 1, n - 1, n + 1, 7, 97, 7919, seg - 1, seg + 1, seg * n + 3].filter((c, i, a) => c >= 0 && a.indexOf(c) === i);
+}
+const ELEM: Record<string, number> = { float32: 4, float64: 8, int32: 4, int8: 1, uint8: 1, int64: 8, float16: 2, bfloat16: 2 };
+
+function casesFor(n: number) {
+  const cases: { dtype: string; op: string; count: number; sync?: boolean }[] = [];
+  for (const dtype of DTYPES) for (const op of OPS) for (const count of oddSizes(n, ELEM[dtype]!)) cases.push({ dtype, op, count });
+  return cases;
+}
+
+async function check(size: number, spec: unknown, env: Record<string, string> = {}) {
+  const results = await runRanks({
+    size,
+    script: 'test/fixtures/collectives-worker.mjs',
+    args: [JSON.stringify(spec)],
+    env: { RINGTRAIN_SEGMENT_BYTES: String(SEGMENT_BYTES), ...env },
+    killAfterMs: 120_000,
+  });
+  expectAllOk(results);
+  for (const r of results) {
+    expect(r.json?.failures, `rank ${r.rank}`).toEqual([]);
+    expect(r.json?.size).toBe(size);
+    expect(r.json?.rank).toBe(r.rank);
+  }
+  return results;
+}
+
+describe('all-reduce is exact', () => {
+  for (const n of [2, 3, 4, 5, 8]) {
+    it(`matches the exact result for every dtype, op and odd size on ${n} ranks`, async () => {
+      const results = await check(n, { allreduce: casesFor(n) });
+      expect(results[0]!.json?.checked).toBe(casesFor(n).length);
+    }, 180_000);
+  }
+
+  it('is exact on 64 MiB buffers with the default segment size (4 ranks, float32 sum and avg, int32 max)', async () => {
+    const count = (64 << 20) / 4;
+    await check(
+      4,
+      { allreduce: [{ dtype: 'float32', op: 'sum', count }, { dtype: 'float32', op: 'avg', count: count + 1 }, { dtype: 'int32', op: 'max', count }] },
+      { RINGTRAIN_SEGMENT_BYTES: '' },
+    );
+  }, 180_000);
+
+  it('is exact on 64 MiB buffers of every dtype and op (2 ranks)', async () => {
+    const cases = DTYPES.flatMap((dtype) => OPS.map((op) => ({ dtype, op, count: (64 << 20) / ELEM[dtype]! })));
+    await check(2, { allreduce: cases }, { RINGTRAIN_SEGMENT_BYTES: '' });
+  }, 180_000);
+
+  it('allreduceSync gives the same exact results as allreduce', async () => {
+    await check(3, { allreduce: [1, 1000, 99991].map((count) => ({ dtype: 'float32', op: 'sum', count, sync: true })) });
+  }, 60_000);
+});
+
+describe('ordering, broadcast, allgather, barrier', () => {
+  it('completes many concurrent calls of different sizes correctly and in issue order', async () => {
+    await check(4, { concurrent: [1, 100000, 3, 0, 77777, 5, 262145, 2, 9, 40000, 1, 123457] });
+  }, 60_000);
+
+  it('broadcasts from every root to every rank', async () => {
+    await check(5, { broadcast: [0, 1, 4, 1025, 100003] });
+  }, 60_000);
+
+  it('gathers every rank\'s block in rank order', async () => {
+    await check(4, { allgather: [0, 1, 3, 1025, 50001] });
+  }, 60_000);
+
+  it('lets no rank leave a barrier before the last one entered', async () => {
+    const results = await check(4, { barrier: 1500 });
+    const rank0 = results.find((r) => r.rank === 0)!;
+    for (const r of results) {
+      if (r.rank === 0) continue;
+      // They entered ~1.5 s before rank 0 did, so they must have waited for it.
+      expect(r.json?.barrierWaitMs as number).toBeGreaterThan(1000);
+      expect(r.json?.barrierLeftAt as number).toBeGreaterThanOrEqual((rank0.json?.barrierLeftAt as number) - 1000);
+    }
+  }, 60_000);
+
+  it('runs a world of one without a rendezvous', async () => {
+    await check(1, { allreduce: [{ dtype: 'float32', op: 'avg', count: 5 }], broadcast: [3], allgather: [2], barrier: 1 }, { RINGTRAIN_ADDR: '' });
+  }, 30_000);
+});
