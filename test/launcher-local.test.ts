@@ -205,6 +205,15 @@ describe('launcher command line', () => {
     expect(run.code).toBe(2);
   });
 
+  it('a host that cannot be resolved is named with its hostfile line', async () => {
+    const file = path.join(tmp, 'unknown-host.txt');
+    writeFileSync(file, 'localhost slots=1\nno-such-host.invalid slots=2\n');
+    const run = await runCli(['--hosts', file, '--', 'true']);
+    expect(run.stderr).toContain("cannot resolve host 'no-such-host.invalid'");
+    expect(run.stderr).toContain(`(named in ${file}:2)`);
+    expect(run.code).toBe(2);
+  });
+
   it('--help shows usage and examples', async () => {
     const run = await runCli(['--help']);
     expect(run.code).toBe(0);

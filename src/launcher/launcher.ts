@@ -115,11 +115,11 @@ export class Launcher {
     const local = new Map<HostEntry, boolean>();
     await Promise.all(hosts.map(async (h) => local.set(h, await isLocalHost(h.host))));
     const remoteHosts = hosts.filter((h) => !local.get(h));
-    const plan = await planRendezvous(remoteHosts.map((h) => h.host), o.networkInterface);
+    const plan = await planRendezvous(remoteHosts, o.networkInterface);
     if (plan.warning) this.say(`warning: ${plan.warning}`);
 
     const token = randomBytes(32).toString('hex');
-    const startTimeoutMs = o.startTimeoutS > 0 ? o.startTimeoutS * 1000 : 2_147_483_647;
+    const startTimeoutMs = o.startTimeoutS > 0 ? Math.min(o.startTimeoutS * 1000, 2_147_483_647) : 2_147_483_647;
     const server = await listenRendezvous(
       {
         size,

@@ -17,12 +17,16 @@ export interface RendezvousPlan {
   warning: string | undefined;
 }
 
-export async function planRendezvous(remoteHosts: readonly string[], networkInterface: string | undefined): Promise<RendezvousPlan> {
+/** `remoteHosts`: name or address, and where it was named (for messages). */
+export async function planRendezvous(
+  remoteHosts: readonly { host: string; origin: string }[],
+  networkInterface: string | undefined,
+): Promise<RendezvousPlan> {
   let warning: string | undefined;
   if (networkInterface !== undefined) {
     const address = interfaceAddress(networkInterface);
     if (address !== undefined) {
-      return { bind: address, advertiseTo: new Map(remoteHosts.map((h) => [h, address])), advertiseLocal: address, warning };
+      return { bind: address, advertiseTo: new Map(remoteHosts.map((h) => [h.host, address])), advertiseLocal: address, warning };
     }
     warning = `this machine has no interface '${networkInterface}'; the rendezvous uses the address that routes to each host (the ranks still bind to '${networkInterface}')`;
   }
@@ -31,13 +35,17 @@ export async function planRendezvous(remoteHosts: readonly string[], networkInte
   }
   const advertiseTo = new Map<string, string>();
   await Promise.all(
-    remoteHosts.map(async (host) => {
-      const [ip] = await resolveHost(host);
-      advertiseTo.set(host, await localAddressToward(ip!));
+    remoteHosts.map(async ({ host, origin }) => {
+      try {
+        const [ip] = await resolveHost(host);
+        advertiseTo.set(host, await localAddressToward(ip!));
+      } catch (e) {
+        throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `${(e as Error).message} (named in ${origin})`);
+      }
     }),
   );
   const distinct = [...new Set(advertiseTo.values())];
-  const first = advertiseTo.get(remoteHosts[0]!)!;
+  const first = advertiseTo.get(remoteHosts[0]!.host)!;
   return { bind: distinct.length === 1 ? first : '::', advertiseTo, advertiseLocal: first, warning };
 }
 
