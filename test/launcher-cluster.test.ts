@@ -174,6 +174,16 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
     expect(run.ms).toBeLessThan(10_000);
   });
 
+  it('--ssh-port reaches sshd on another port', async () => {
+    const c = cluster!;
+    const run = await runCli(['-H', `${HOSTS[3]}:1`, ...c.sshArgs, '--ssh-port', '2222', '--', NODE, RANK]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(tagged<Report>(run.stdout, 'REPORT').get(0)!.addresses).toEqual([HOSTS[3]]);
+    const refused = await runCli(['-H', `${HOSTS[3]}:1`, ...c.sshArgs, '--ssh-port', '2223', '--', NODE, RANK]);
+    expect(refused.stderr).toMatch(/ssh to 10\.78\.0\.4 failed: .*port 2223: Connection refused/);
+    expect(refused.code).toBe(255);
+  });
+
   it('a command missing on a host is reported with 127, naming the host', async () => {
     const c = cluster!;
     const run = await runCli(['-H', `${HOSTS[1]}:1`, ...c.sshArgs, '--', 'ringtrain-no-such-command']);

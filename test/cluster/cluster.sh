@@ -3,7 +3,8 @@
 #   cluster.sh up DIR     builds it (tearing down leftovers of a crashed run first), writes
 #                         DIR/{id_ed25519,known_hosts,hostfile,ssh_config} and starts sshd on every host
 #   cluster.sh down DIR   stops the sshds and removes every namespace and link it made
-# Hosts rtl-h0..rtl-h3 have eth0 = 10.78.0.1..4/24, joined by bridge br0 in namespace rtl-sw.
+# Hosts rtl-h0..rtl-h3 have eth0 = 10.78.0.1..4/24 (sshd on ports 22 and 2222), joined by bridge
+# br0 in namespace rtl-sw.
 # The root namespace joins the bridge as 10.78.0.254 (link rtl-root), so ssh and the ranks'
 # connections back to the launcher only ever reach addresses this script created.
 # Needs root, iproute2 and openssh-server (/usr/sbin/sshd).
@@ -87,8 +88,10 @@ for ((i = 0; i < N; i++)); do
   ip netns exec $ns ip link set rtl-v$i name eth0
   ip netns exec $ns ip addr add $addr/24 dev eth0
   ip netns exec $ns ip link set eth0 up
-  ip netns exec $ns /usr/sbin/sshd -f "$dir/sshd_config" -o ListenAddress=$addr -o PidFile="$dir/sshd-$i.pid"
+  # Port 22 and 2222 (for --ssh-port); known_hosts names a non-22 port as [addr]:port.
+  ip netns exec $ns /usr/sbin/sshd -f "$dir/sshd_config" -p 22 -p 2222 -o ListenAddress=$addr -o PidFile="$dir/sshd-$i.pid"
   echo "$addr $hostkey" >> "$dir/known_hosts"
+  echo "[$addr]:2222 $hostkey" >> "$dir/known_hosts"
   echo "$addr slots=2" >> "$dir/hostfile"
 done
 
