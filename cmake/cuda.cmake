@@ -89,7 +89,12 @@ else()
   add_library(ringtrain_cuda STATIC
     ${_rt_cuda_dir}/device_api_common.cpp
     ${_rt_cuda_dir}/device_api_stub.cpp)
-  message(STATUS "ringtrain: CUDA data path OFF (RINGTRAIN_CUDA=${RINGTRAIN_CUDA}); "
+  if(_rt_cuda_mode STREQUAL "OFF")
+    set(_rt_why "RINGTRAIN_CUDA=${RINGTRAIN_CUDA}")
+  else()
+    set(_rt_why "no CUDA compiler found, RINGTRAIN_CUDA=${RINGTRAIN_CUDA}")
+  endif()
+  message(STATUS "ringtrain: CUDA data path OFF (${_rt_why}); "
                  "the device API reports 'built without CUDA'")
 endif()
 set_target_properties(ringtrain_cuda PROPERTIES

@@ -304,8 +304,15 @@ void convert(uint64_t dst, Dtype dst_dtype, uint64_t src, Dtype src_dtype, size_
  * (bounded by options.timeout) for all pending work, then frees the slots and streams.
  *
  * Compressed transfer: wire_dtype float16/bfloat16 with dtype float32 converts on the GPU before the
- * D2H (round to nearest even) and widens after the H2D (reduce_mixed / convert); only then does a
- * segment's slot bytes equal count * dtype_size(wire_dtype).
+ * D2H (round to nearest even) and widens after the H2D (reduce_mixed / convert); a segment then
+ * takes count * dtype_size(wire_dtype) slot bytes. For every rank to end bitwise equal, the owner of
+ * each reduced chunk rounds its own copy through the wire type before the allgather
+ * (start_download(..., wire) then start_upload(..., wire) into the same place), since the other
+ * ranks only ever see the rounded values.
+ *
+ * test/cuda_test.cpp's staged_ring_allreduce() drives this API through a whole ring all-reduce
+ * (reduce-scatter, avg, compressed rounding, allgather) with the TCP transfer replaced by memcpy:
+ * it is the reference for the addon's allreduceDevice.
  */
 class DeviceStager {
  public:
