@@ -6,6 +6,7 @@
         "native/src/addon/addon.cpp",
         "native/src/addon/communicator_binding.cpp",
         "native/src/core/communicator.cpp",
+        "native/src/core/control_parser.cpp",
         "native/src/core/hmac_sha256.cpp",
         "native/src/core/reduce_kernels.cpp",
         "native/src/core/ring.cpp",

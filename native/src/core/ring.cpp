@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "clock.h"
+#include "control_parser.h"
 #include "reduce_kernels.h"
 
 namespace ringtrain {
@@ -73,15 +74,7 @@ void Ring::failPeerGone(int peer, const std::string& during) {
 
 void Ring::sendControl(wire::ControlType type, uint32_t origin, const std::string& text) {
   if (!links_.left.valid() || leftSaidGoodbye_) return;
-  size_t len = std::min(text.size(), wire::kMaxControlPayload);
-  uint8_t h[wire::kControlHeaderSize];
-  wire::put32(h, wire::kControlMagic);
-  h[4] = static_cast<uint8_t>(type);
-  h[5] = 0;
-  wire::put16(h + 6, static_cast<uint16_t>(len));
-  wire::put32(h + 8, origin);
-  ctlOut_.insert(ctlOut_.end(), h, h + sizeof h);
-  ctlOut_.insert(ctlOut_.end(), text.begin(), text.begin() + static_cast<long>(len));
+  encodeControl(ctlOut_, type, origin, text);
   flushControl();
 }
 
@@ -116,14 +109,11 @@ void Ring::checkLiveness(const std::string& during) {
 }
 
 void Ring::pollControl() {
+  uint8_t buf[4096];
+  std::vector<ControlMessage> messages;
   for (int spins = 0; spins < 64 && links_.right.valid() && !rightEof_; ++spins) {
     int err = 0;
-    long n;
-    if (!ctlInPayload_) {
-      n = recvSome(links_.right.fd(), ctlHeader_ + ctlHave_, wire::kControlHeaderSize - ctlHave_, &err);
-    } else {
-      n = recvSome(links_.right.fd(), ctlPayload_.data() + ctlPayloadHave_, ctlPayload_.size() - ctlPayloadHave_, &err);
-    }
+    long n = recvSome(links_.right.fd(), buf, sizeof buf, &err);
     if (n < 0) {
       if (rightSaidGoodbye_) {
         rightEof_ = true;
@@ -135,32 +125,20 @@ void Ring::pollControl() {
     }
     if (n == 0) return;
     lastHeardRight_ = nowMs();
-    if (!ctlInPayload_) {
-      ctlHave_ += static_cast<size_t>(n);
-      if (ctlHave_ < wire::kControlHeaderSize) continue;
-      if (wire::get32(ctlHeader_) != wire::kControlMagic || wire::get16(ctlHeader_ + 6) > wire::kMaxControlPayload) {
-        throw CommError(ErrorCode::Peer, names_[right_] + " sent a corrupt control message");
-      }
-      ctlPayload_.assign(wire::get16(ctlHeader_ + 6), 0);
-      ctlPayloadHave_ = 0;
-      ctlInPayload_ = true;
-    } else {
-      ctlPayloadHave_ += static_cast<size_t>(n);
+    if (!ctlParser_.feed(buf, static_cast<size_t>(n), messages)) {
+      throw CommError(ErrorCode::Peer, names_[right_] + " sent a corrupt control message");
     }
-    if (ctlInPayload_ && ctlPayloadHave_ == ctlPayload_.size()) {
-      auto type = static_cast<wire::ControlType>(ctlHeader_[4]);
-      uint32_t origin = wire::get32(ctlHeader_ + 8);
-      ctlHave_ = 0;
-      ctlInPayload_ = false;
-      if (type == wire::ControlType::Goodbye) {
+    for (ControlMessage& m : messages) {
+      if (m.type == wire::ControlType::Goodbye) {
         rightSaidGoodbye_ = true;
-      } else if (type == wire::ControlType::Abort) {
+      } else if (m.type == wire::ControlType::Abort && !abortArrived_) {
         abortArrived_ = true;
-        abortOrigin_ = origin;
-        abortText_.assign(ctlPayload_.begin(), ctlPayload_.end());
-        return;
+        abortOrigin_ = m.origin;
+        abortText_ = std::move(m.text);
       }
     }
+    messages.clear();
+    if (abortArrived_) return;
   }
 }
 
@@ -242,6 +220,12 @@ void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, G
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       pollControl();
       throwIfAborted();
+      // A neighbour that finished this call may close while we still receive; one that closes
+      // before taking all we must send never issued this call.
+      if (rightSaidGoodbye_ && (!hdrSent || sStep < S)) {
+        throw CommError(ErrorCode::Mismatch, names_[right_] + " closed its communicator while rank " + std::to_string(o_.rank) +
+                                                 " is in " + call + ": the ranks issued different numbers of collectives");
+      }
     }
     if (wantSend && (fds[0].revents & POLLOUT) && !rightEof_) {
       int err = 0;
@@ -497,7 +481,6 @@ CommError Ring::abortAndClose(const CommError& error, bool receivedFromRight) {
   }
   if (origin != static_cast<uint32_t>(o_.rank) || !receivedFromRight) {
     try {
-      ctlOut_.clear();  // an abort must not sit behind a half-written heartbeat: heartbeats are whole
       sendControl(wire::ControlType::Abort, origin, text);
       const int64_t until = nowMs() + 500;
       while (!ctlOut_.empty() && nowMs() < until) {
@@ -564,7 +547,6 @@ void Ring::goodbyeAndClose() {
         ::poll(&p, 1, msUntil(until, 100));
       }
     }
-    ctlOut_.clear();
     sendControl(wire::ControlType::Goodbye, static_cast<uint32_t>(o_.rank), "");
   } catch (const CommError&) {
     // Neighbours that are already gone need no goodbye.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "comm_error.h"
+#include "control_parser.h"
 #include "dtype.h"
 #include "ring_connector.h"
 #include "wire_format.h"
@@ -90,12 +91,7 @@ class Ring {
   std::vector<std::string> names_;
   std::vector<uint8_t> scratch_;
 
-  // Control channel reader state (bytes from the right neighbour).
-  uint8_t ctlHeader_[wire::kControlHeaderSize] = {};
-  size_t ctlHave_ = 0;
-  std::vector<uint8_t> ctlPayload_;
-  size_t ctlPayloadHave_ = 0;
-  bool ctlInPayload_ = false;
+  ControlParser ctlParser_;  // bytes from the right neighbour
   int64_t lastHeardRight_ = 0;
   int64_t nextHeartbeat_ = 0;
   int heartbeatMs_ = 1000;
