@@ -27,6 +27,7 @@ export async function main(argv: string[]): Promise<number> {
     .example('$0 -b 8 -e 128M -f 2', 'sweep 8 B .. 128 MiB, doubling')
     .example('RINGTRAIN_RANK=0 RINGTRAIN_SIZE=2 RINGTRAIN_ADDR=127.0.0.1:29500 $0 --csv', 'rank 0 of 2, CSV for compare.py')
     .strict()
+    .wrap(null)
     .help()
     .parseAsync();
 

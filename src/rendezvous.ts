@@ -251,10 +251,23 @@ export class RendezvousServer {
     reject(err);
   }
 
+  /** Stops listening. Connections that were sent the table get a moment to read it before they are cut. */
   async close(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((res) => this.server.close(() => res()));
+    const closing = new Promise<void>((res) => this.server.close(() => res()));
+    const pending = [...this.sockets].map(
+      (s) =>
+        new Promise<void>((res) => {
+          if (s.destroyed) return res();
+          const cut = setTimeout(() => s.destroy(), 2000);
+          s.once('close', () => {
+            clearTimeout(cut);
+            res();
+          });
+          if (!s.writableEnded) s.destroy();
+        }),
+    );
+    await Promise.all([closing, ...pending]);
   }
 }
 
