@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Communicator } from '../types.js';
 import { resolveCommunicator } from './default-communicator.js';
 import type { ModelLike } from './model-like.js';
-import { layoutFor, pack, unpack, type TensorSpec } from './packed-transfer.js';
+import { layoutFor, pack, specOf, unpack, type TensorSpec } from './packed-transfer.js';
 import { agree, hash32 } from './rank-agreement.js';
 
 export interface AverageModelOptions {
@@ -24,7 +24,7 @@ export interface AverageModelOptions {
 export async function averageModel(model: ModelLike, options: AverageModelOptions = {}): Promise<void> {
   const comm = resolveCommunicator(options.comm, 'averageModel');
   const weights = options.trainableOnly ? model.weights.filter((w) => w.trainable) : [...model.weights];
-  const specs: TensorSpec[] = weights.map((w) => ({ shape: w.shape, dtype: w.dtype }));
+  const specs: TensorSpec[] = weights.map((w) => specOf(w.read()));
   await agree(
     comm,
     {

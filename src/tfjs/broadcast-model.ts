@@ -7,7 +7,7 @@ import type { Communicator } from '../types.js';
 import { resolveCommunicator } from './default-communicator.js';
 import type { NamedTensor } from './distributed-optimizer.js';
 import type { ModelLike } from './model-like.js';
-import { allocateFor, broadcastJson, checkRoot, layoutFor, pack, unpack, type TensorSpec } from './packed-transfer.js';
+import { allocateFor, broadcastJson, checkRoot, layoutFor, pack, specOf, unpack, type TensorSpec } from './packed-transfer.js';
 import { agree, hash32 } from './rank-agreement.js';
 
 export interface BroadcastOptions {
@@ -29,10 +29,6 @@ export interface BroadcastModelOptions extends BroadcastOptions {
 interface OptimizerSpec {
   className: string | null;
   state: { name: string; shape: number[]; dtype: string }[] | null;
-}
-
-function specOf(t: { shape: readonly number[]; dtype: string }): TensorSpec {
-  return { shape: t.shape, dtype: t.dtype };
 }
 
 function signature(specs: readonly TensorSpec[]): string {
@@ -73,7 +69,7 @@ export async function broadcastModel(model: ModelLike, options: BroadcastModelOp
   checkRoot(comm, root, 'broadcastModel');
   const optimizer = options.optimizer !== undefined ? options.optimizer : (model.optimizer ?? null);
   const weights = model.weights;
-  const weightSpecs = weights.map(specOf);
+  const weightSpecs = weights.map((w) => specOf(w.read()));
 
   const local = await optimizerState(optimizer);
   try {

@@ -8,7 +8,8 @@ import type { Optimizer, Tensor } from '@tensorflow/tfjs-core';
 /** A tfjs-layers LayerVariable: a model weight, trainable or not (e.g. BatchNorm moving statistics). */
 export interface LayerVariableLike {
   readonly name: string;
-  readonly shape: readonly number[];
+  /** Declared shape (tfjs-layers' Shape allows null); the value's actual shape is `read().shape`. */
+  readonly shape: readonly (number | null)[];
   readonly dtype: string;
   readonly trainable: boolean;
   /** The backing tf.Variable; owned by the layer, never disposed by ringtrain. */

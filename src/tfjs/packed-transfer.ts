@@ -14,6 +14,11 @@ export interface TensorSpec {
   dtype: string;
 }
 
+/** The spec of a tensor (or of anything with a concrete shape and a dtype). */
+export function specOf(t: { shape: readonly number[]; dtype: string }): TensorSpec {
+  return { shape: t.shape, dtype: t.dtype };
+}
+
 type Transport = 'float32' | 'int32' | 'uint8';
 
 function transportOf(dtype: string, where: string): Transport {
