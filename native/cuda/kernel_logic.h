@@ -379,7 +379,11 @@ RT_HD V16 load16(const uint8_t* p) {
 /** One thread's share of copying nvec 16-byte vectors (dst aligned); all loads before stores. */
 template <SrcAlign A>
 RT_HD void copy_vectors(uint8_t* dst, const uint8_t* src, uint32_t nvec, unsigned tid) {
+#if defined(__CUDA_ARCH__)
   V16 r[kCopyUnroll];
+#else  // zeroed on the host only, for g++'s -Wmaybe-uninitialized
+  V16 r[kCopyUnroll] = {};
+#endif
   RT_UNROLL
   for (unsigned k = 0; k < kCopyUnroll; ++k) {
     const uint32_t v = tid + k * kCopyThreads;
@@ -530,8 +534,13 @@ RT_HD void elementwise_thread(uint64_t dst_addr, uint64_t src_addr, uint64_t cou
   DVec* dv = reinterpret_cast<DVec*>(dst + plan.head);
   const SVec* sv = reinterpret_cast<const SVec*>(src + plan.head);
   for (uint64_t g = tid; g < plan.groups; g += nthreads * kElemUnroll) {
+#if defined(__CUDA_ARCH__)
     DVec d[kElemUnroll];
     SVec s[kElemUnroll];
+#else  // the host emulation zeroes them only to keep g++'s -Wmaybe-uninitialized quiet
+    DVec d[kElemUnroll] = {};
+    SVec s[kElemUnroll] = {};
+#endif
     RT_UNROLL
     for (unsigned u = 0; u < kElemUnroll; ++u) {  // issue every load before the first use
       const uint64_t gg = g + u * nthreads;

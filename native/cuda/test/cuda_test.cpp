@@ -189,13 +189,13 @@ void test_convert() {
     // mixed reduce on the device
     for (ReduceOp op : kAllOps) {
       const size_t m = 70001;
-      std::vector<float> d(m), want(m), got(m);
+      std::vector<float> d(m), want(m), got(m), widened(m);
       std::vector<uint16_t> s(m);
       fill_random(d.data(), Dtype::Float32, m, rng);
       fill_random(s.data(), w, m, rng);
       for (size_t i = 0; i < m; ++i) {
-        const float sv = static_cast<float>(h ? half_value(s[i]) : bf16_value(s[i]));
-        reduce_one(want.data(), d.data(), &sv - i, Dtype::Float32, op, i);
+        widened[i] = static_cast<float>(h ? half_value(s[i]) : bf16_value(s[i]));
+        reduce_one(want.data(), d.data(), widened.data(), Dtype::Float32, op, i);
       }
       Dev dd(m * 4, (static_cast<size_t>(op) % 2) * 4), ds(m * 2, 0);
       upload(dd.ptr, d.data(), m * 4);
@@ -354,16 +354,17 @@ void host_ring_allreduce(std::vector<std::vector<uint8_t>>& data, size_t count, 
   };
   for (int s = 0; s < n - 1; ++s) {
     std::vector<std::vector<uint8_t>> sent(n);
-    for (int r = 0; r < n; ++r) sent[r] = data[r];  // values as of the start of the step
+    for (int r = 0; r < n; ++r) {  // values as of the start of the step, as they travel
+      sent[r] = data[r];
+      if (wire != dtype) {
+        float* f = reinterpret_cast<float*>(sent[r].data());
+        for (size_t i = 0; i < count; ++i) f[i] = through_wire(f[i]);
+      }
+    }
     for (int r = 0; r < n; ++r) {
       const int to = mod(r + 1), c = mod(r - s);
       for (size_t i = chunk_begin(count, n, c); i < chunk_begin(count, n, c + 1); ++i) {
-        if (wire != dtype) {
-          float v = through_wire(reinterpret_cast<const float*>(sent[r].data())[i]);
-          reduce_one(data[to].data(), data[to].data(), reinterpret_cast<uint8_t*>(&v) - i * 4, dtype, op, i);
-        } else {
-          reduce_one(data[to].data(), data[to].data(), sent[r].data(), dtype, op, i);
-        }
+        reduce_one(data[to].data(), data[to].data(), sent[r].data(), dtype, op, i);
       }
     }
   }
