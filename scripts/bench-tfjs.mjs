@@ -6,8 +6,9 @@
 //   node dist/cli.js -np 2 -- node scripts/bench-tfjs.mjs [--steps 10] [--variables 100] [--mb 25]
 //
 // The hook is timed through DistributedOptimizer.applyGradients with an inner optimizer that does
-// nothing, so the numbers are gather (download/flatten) + all-reduce + scatter (rebuild tensors).
-// Rank 0 prints a table of per-step medians.
+// nothing, so the numbers are gather (copy/download, fp16 narrowing) + all-reduce + scatter
+// (fp16 widening, rebuilding tensors). Variants run round-robin, so load from elsewhere on the
+// machine hits them alike; rank 0 prints a table of per-step medians (the slowest rank's).
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { init } from 'ringtrain';
@@ -88,10 +89,10 @@ const variants = [
   { name: 'raw allreduceSync, one float32 buffer', calls: 1, step: () => comm.allreduceSync(flat, { op: 'avg' }) },
 ];
 const hooks = [
-  ['fused hook, 64 MiB buckets (default)', {}],
-  ['fused hook, 8 MiB buckets (pipelined)', { fusionBytes: 8 << 20 }],
-  ['fused hook, 4 MiB buckets (pipelined)', { fusionBytes: 4 << 20 }],
-  ['fused hook, fp16, 64 MiB buckets', { compression: 'fp16' }],
+  ['fused hook, default (64 MiB buckets, 4 MiB pipeline chunks)', {}],
+  ['fused hook, 64 MiB buckets, not pipelined', { pipelineBytes: 0 }],
+  ['fused hook, 1 MiB pipeline chunks', { pipelineBytes: 1 << 20 }],
+  ['fused hook, fp16 compression (default chunks)', { compression: 'fp16' }],
 ].map(([name, options]) => ({ name, opt: new DistributedOptimizer(new NoopOptimizer(), { comm, op: 'avg', ...options }) }));
 for (const h of hooks) variants.push({ name: h.name, hook: h.opt, step: () => h.opt.applyGradients(gradients) });
 variants.push({ name: 'raw allreduceSync, one float16 buffer (no conversion)', calls: 1, step: () => comm.allreduceSync(half, { op: 'avg', dtype: 'float16' }) });
@@ -116,7 +117,7 @@ const raw = measured[0].ms;
 const rows = measured.map((m) => {
   const st = m.hook?.stats;
   return st
-    ? { name: m.name, ms: m.ms, calls: st.buckets / st.steps, gather: st.gatherMs / st.steps, scatter: st.scatterMs / st.steps }
+    ? { name: m.name, ms: m.ms, calls: st.collectives / st.steps, gather: st.gatherMs / st.steps, scatter: st.scatterMs / st.steps }
     : { name: m.name, ms: m.ms, calls: m.calls };
 });
 

@@ -13,6 +13,8 @@ interface CaseResult {
   iterations: number;
   unusedChanged: boolean;
   tensorsPerPass: number[];
+  collectivesPerStep: number;
+  bucketsPerStep: number;
 }
 
 interface Result {
@@ -32,6 +34,8 @@ const CASES = [
   // backwardPassesPerStep = 2: two passes of 8 rows each per step == one step of a 16-row batch.
   { mode: 'fit', opt: 'adam', steps: STEPS, batch: 8, k: 2 },
   { mode: 'loop', opt: 'sgd', steps: STEPS, batch: 8, k: 2 },
+  // Small buckets (160 B) split into 52-byte collectives that straddle tensor boundaries.
+  { mode: 'fit', opt: 'adam', steps: STEPS, batch: 8, fusionBytes: 160, pipelineBytes: 52 },
 ];
 
 function checkEquivalence(results: Result[]): void {
@@ -53,6 +57,14 @@ function checkEquivalence(results: Result[]): void {
       expect(atStepEnds.length, label).toBe(STEPS);
       expect(new Set(atStepEnds.slice(1)).size, `${label}: ${c.tensorsPerPass.join(',')}`).toBe(1);
       expect(atStepEnds[STEPS - 1], label).toBe(atStepEnds[1]);
+      // 83 float32 gradients fit one bucket by default. With 40-element buckets: [6,8] (48, alone)
+      // and [8]+[8,3]+[3] (35), cut into 13-element collectives: 4 + 3.
+      if (i === CASES.length - 1) {
+        expect(c.bucketsPerStep, label).toBe(2);
+        expect(c.collectivesPerStep, label).toBe(7);
+      } else {
+        expect(c.collectivesPerStep, label).toBe(1);
+      }
     });
   }
 }

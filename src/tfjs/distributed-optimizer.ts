@@ -22,6 +22,8 @@ export interface NamedTensor {
 
 export const DEFAULT_FUSION_BYTES = 64 * 1024 * 1024;
 export const FUSION_BYTES_ENV = 'RINGTRAIN_FUSION_BYTES';
+export const DEFAULT_PIPELINE_BYTES = 4 * 1024 * 1024;
+export const PIPELINE_BYTES_ENV = 'RINGTRAIN_PIPELINE_BYTES';
 
 export interface DistributedOptimizerOptions {
   /** Default: the communicator made by init(). */
@@ -32,6 +34,12 @@ export interface DistributedOptimizerOptions {
   compression?: GradientCompression;
   /** Largest fused bucket in bytes on the wire. Default: $RINGTRAIN_FUSION_BYTES, else 64 MiB. */
   fusionBytes?: number;
+  /**
+   * Buckets travel as native all-reduces of at most this many bytes, so that copying the next
+   * piece overlaps the transfer of the previous one. 0: one all-reduce per bucket.
+   * Default: $RINGTRAIN_PIPELINE_BYTES, else 4 MiB.
+   */
+  pipelineBytes?: number;
   /**
    * k > 1: the gradients of k consecutive calls are averaged locally and all-reduced on every k-th
    * call only, which then updates the weights once (a k-times larger batch). Default 1.
@@ -44,23 +52,24 @@ function argumentError(message: string): RingtrainError {
 }
 
 /** Parses a byte count such as `1048576`, `512k`, `64M`, `64MiB`, `1g`. */
-export function parseByteCount(text: string, what: string): number {
+export function parseByteCount(text: string, what: string, min = 1): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?\s*$/i.exec(text);
   if (!m) throw argumentError(`${what}='${text}' is not a byte count (e.g. 67108864, 64M, 512k)`);
   const scale = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
   const value = Math.floor(Number(m[1]) * scale);
-  if (value < 1) throw argumentError(`${what}='${text}' must be at least 1 byte`);
+  if (value < min) throw argumentError(`${what}='${text}' must be at least ${min} byte${min === 1 ? '' : 's'}`);
   return value;
 }
 
-function resolveFusionBytes(option: number | undefined): number {
+/** Option, else environment variable, else default; `min` is 1 for sizes, 0 where 0 means "off". */
+function resolveBytes(option: number | undefined, name: string, env: string, fallback: number, min: number): number {
   if (option !== undefined) {
-    if (!Number.isFinite(option) || option < 1) throw argumentError(`fusionBytes must be a positive number, got ${option}`);
+    if (!Number.isFinite(option) || option < min) throw argumentError(`${name} must be a number >= ${min}, got ${option}`);
     return Math.floor(option);
   }
-  const env = process.env[FUSION_BYTES_ENV];
-  if (env !== undefined && env !== '') return parseByteCount(env, FUSION_BYTES_ENV);
-  return DEFAULT_FUSION_BYTES;
+  const text = process.env[env];
+  if (text !== undefined && text !== '') return parseByteCount(text, env, min);
+  return fallback;
 }
 
 function isOptimizer(value: unknown): value is tf.Optimizer {
@@ -80,6 +89,7 @@ export class DistributedOptimizer extends tf.Optimizer {
   readonly op: 'avg' | 'sum';
   readonly compression: GradientCompression;
   readonly fusionBytes: number;
+  readonly pipelineBytes: number;
   readonly backwardPassesPerStep: number;
   private readonly reducer: GradientReducer;
   /** Local sums of the passes since the last step (k > 1 only); kept out of any tidy scope. */
@@ -103,12 +113,14 @@ export class DistributedOptimizer extends tf.Optimizer {
     this.comm = resolveCommunicator(options.comm, 'DistributedOptimizer');
     this.op = op;
     this.compression = compression;
-    this.fusionBytes = resolveFusionBytes(options.fusionBytes);
+    this.fusionBytes = resolveBytes(options.fusionBytes, 'fusionBytes', FUSION_BYTES_ENV, DEFAULT_FUSION_BYTES, 1);
+    this.pipelineBytes = resolveBytes(options.pipelineBytes, 'pipelineBytes', PIPELINE_BYTES_ENV, DEFAULT_PIPELINE_BYTES, 0);
     this.backwardPassesPerStep = k;
     this.reducer = new GradientReducer(this.comm, {
       op,
       compression,
       fusionBytes: this.fusionBytes,
+      pipelineBytes: this.pipelineBytes,
       backwardPassesPerStep: k,
     });
     wrappers.add(this);

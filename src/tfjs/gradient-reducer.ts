@@ -1,7 +1,7 @@
 /**
- * Fuses a step's gradients into buckets of at most fusionBytes, all-reduces each bucket with one
- * native call (pipelined, see reduce()), and splits the results back into tensors of the original
- * shapes and dtypes — all inside tfjs' synchronous applyGradients.
+ * Fuses a step's gradients into buckets of at most fusionBytes, all-reduces them with native calls
+ * pipelined against the gathering (see reduce()), and splits the results back into tensors of the
+ * original shapes and dtypes — all inside tfjs' synchronous applyGradients.
  *
  * Two data paths, chosen by the active backend:
  * - `cpu` (pure-JS @tensorflow/tfjs): tensor data already lives in JS memory, so each gradient is
@@ -29,6 +29,8 @@ export interface ReducerOptions {
   compression: GradientCompression;
   /** Largest bucket, in bytes on the wire (4 an element, 2 with fp16). A larger tensor gets a bucket of its own. */
   fusionBytes: number;
+  /** Each bucket travels as collectives of at most this many bytes, so gathering overlaps them. 0: one per bucket. */
+  pipelineBytes: number;
   /** Only folded into the cross-rank agreement: ranks must all-reduce on the same calls. */
   backwardPassesPerStep: number;
 }
@@ -39,6 +41,8 @@ export interface ReducerStats {
   steps: number;
   /** Buckets all-reduced, summed over steps. */
   buckets: number;
+  /** Native all-reduce calls, summed over steps (buckets split into pipeline chunks). */
+  collectives: number;
   /** Bytes handed to the native all-reduce, summed over steps. */
   bytes: number;
   /** Milliseconds the JS thread spent submitting and waiting for all-reduces (not hidden behind gathering). */
@@ -62,6 +66,8 @@ interface Slot {
 interface Bucket {
   slots: Slot[];
   elements: number;
+  /** Element ranges [start, end) of the bucket that travel as one collective each, in order. */
+  chunks: [number, number][];
   /** Reused gather buffer of the cpu path, allocated on first use. */
   host: Float32Array | undefined;
   /** Reused float16 wire buffer when compressing. */
@@ -80,7 +86,7 @@ function planKey(grads: readonly (tf.Tensor | null)[]): string {
 }
 
 export class GradientReducer {
-  readonly stats: ReducerStats = { steps: 0, buckets: 0, bytes: 0, allreduceMs: 0, gatherMs: 0, scatterMs: 0 };
+  readonly stats: ReducerStats = { steps: 0, buckets: 0, collectives: 0, bytes: 0, allreduceMs: 0, gatherMs: 0, scatterMs: 0 };
   private plan: Plan | undefined;
 
   constructor(
@@ -101,33 +107,49 @@ export class GradientReducer {
     const cpu = tf.getBackend() === 'cpu';
     const compress = this.options.compression === 'fp16';
     const reduceOptions = compress ? { op: this.options.op, dtype: 'float16' as const } : { op: this.options.op };
+    const lastBucket = buckets.length - 1;
     const hosts: Float32Array[] = [];
     try {
-      // Pipeline: the native worker runs collectives strictly in submission order on its own
-      // thread, so buckets 0..B-2 are submitted asynchronously and the JS thread gathers the next
-      // bucket while they travel; the blocking call on the last bucket returns only after all
-      // earlier ones have completed (their results are then already in place; their promises
-      // settle later and are only observed for errors, which the blocking call reports as well).
-      for (let b = 0; b < buckets.length; b++) {
+      // Pipeline. The native worker runs collectives strictly in submission order on its own
+      // thread, so every chunk but the last is submitted asynchronously and the JS thread gathers
+      // (copies, downloads, narrows) the next chunk while earlier ones travel. The blocking call
+      // on the last chunk returns only after all earlier ones completed, so their results are in
+      // place by then; their promises settle later and are watched only for errors, which the
+      // blocking call reports as well (a failed collective fails every later one).
+      for (let b = 0; b <= lastBucket; b++) {
         const bucket = buckets[b]!;
-        const t0 = performance.now();
-        const host = cpu ? this.gatherHost(bucket, grads) : this.gatherDevice(bucket, grads);
-        hosts.push(host);
-        let view: Float32Array | Uint16Array = host;
-        if (compress) {
-          bucket.wire ??= new Uint16Array(bucket.elements);
-          narrowToFloat16(host, bucket.wire);
-          view = bucket.wire;
-        }
-        const t1 = performance.now();
-        this.stats.gatherMs += t1 - t0;
-        this.stats.bytes += view.byteLength;
-        if (b < buckets.length - 1) {
-          this.comm.allreduce(view, reduceOptions).catch(() => undefined);
+        let host: Float32Array;
+        if (cpu) {
+          host = bucket.host ??= new Float32Array(bucket.elements);
         } else {
-          this.comm.allreduceSync(view, reduceOptions);
+          const t0 = performance.now();
+          host = this.gatherDevice(bucket, grads); // one download per bucket
+          this.stats.gatherMs += performance.now() - t0;
         }
-        this.stats.allreduceMs += performance.now() - t1;
+        hosts.push(host);
+        if (compress) bucket.wire ??= new Uint16Array(bucket.elements);
+        const lastChunk = bucket.chunks.length - 1;
+        for (let c = 0; c <= lastChunk; c++) {
+          const [start, end] = bucket.chunks[c]!;
+          const t0 = performance.now();
+          if (cpu) this.gatherHost(bucket, grads, start, end);
+          let view: Float32Array | Uint16Array = host.subarray(start, end);
+          if (compress) {
+            const wire = bucket.wire!.subarray(start, end);
+            narrowToFloat16(view as Float32Array, wire);
+            view = wire;
+          }
+          const t1 = performance.now();
+          this.stats.gatherMs += t1 - t0;
+          this.stats.bytes += view.byteLength;
+          this.stats.collectives++;
+          if (b === lastBucket && c === lastChunk) {
+            this.comm.allreduceSync(view, reduceOptions);
+          } else {
+            this.comm.allreduce(view, reduceOptions).catch(() => undefined);
+          }
+          this.stats.allreduceMs += performance.now() - t1;
+        }
       }
       const t2 = performance.now();
       buckets.forEach((bucket, b) => {
@@ -169,7 +191,7 @@ export class GradientReducer {
         );
       }
       if (current === undefined || (current.elements > 0 && current.elements + g.size > limit)) {
-        current = { slots: [], elements: 0, host: undefined, wire: undefined };
+        current = { slots: [], elements: 0, chunks: [], host: undefined, wire: undefined };
         buckets.push(current);
       }
       current.slots.push({ index, shape: g.shape.slice(), dtype: g.dtype, size: g.size, offset: current.elements });
@@ -177,9 +199,14 @@ export class GradientReducer {
       tensors++;
       elements += g.size;
     });
+    const chunk = this.options.pipelineBytes > 0 ? Math.max(1, Math.floor(this.options.pipelineBytes / bytesPer)) : Infinity;
+    for (const b of buckets) {
+      for (let start = 0; start < b.elements; start += chunk) b.chunks.push([start, Math.min(b.elements, start + chunk)]);
+    }
     const o = this.options;
+    const layout = buckets.map((b) => b.chunks.map(([a, z]) => z - a).join('+')).join(',');
     const summary: RankSummary = {
-      hash: hash32(`${key}|${o.op}|${o.compression}|${o.backwardPassesPerStep}|${buckets.map((b) => b.elements).join(',')}`),
+      hash: hash32(`${key}|${o.op}|${o.compression}|${o.backwardPassesPerStep}|${layout}`),
       counts: [tensors, elements, buckets.length],
     };
     agreeSync(
@@ -188,20 +215,24 @@ export class GradientReducer {
       'the gradients passed to DistributedOptimizer',
       (s) => `${s.counts[0]} tensors, ${s.counts[1]} elements in ${s.counts[2]} bucket${s.counts[2] === 1 ? '' : 's'}`,
       'Every rank must build the same model, compute gradients for the same variables in the same order, and use the same ' +
-        'DistributedOptimizer options (op, compression, fusionBytes / RINGTRAIN_FUSION_BYTES, backwardPassesPerStep).',
+        'DistributedOptimizer options (op, compression, fusionBytes / RINGTRAIN_FUSION_BYTES, pipelineBytes / RINGTRAIN_PIPELINE_BYTES, backwardPassesPerStep).',
     );
     this.plan = { key, buckets };
     return this.plan;
   }
 
-  private gatherHost(bucket: Bucket, grads: readonly (tf.Tensor | null)[]): Float32Array {
-    bucket.host ??= new Float32Array(bucket.elements);
+  /** Copies elements [start, end) of the bucket from the gradients into its host buffer. */
+  private gatherHost(bucket: Bucket, grads: readonly (tf.Tensor | null)[], start: number, end: number): void {
+    const host = bucket.host!;
     for (const s of bucket.slots) {
-      // On the cpu backend dataSync returns the tensor's own storage: one copy, and a typed-array
+      const a = Math.max(start, s.offset);
+      const z = Math.min(end, s.offset + s.size);
+      if (a >= z) continue;
+      // On the cpu backend dataSync returns the tensor's own storage (no copy), and a typed-array
       // set converts int32/bool values to float32 exactly.
-      bucket.host.set(grads[s.index]!.dataSync() as Float32Array | Int32Array | Uint8Array, s.offset);
+      const src = grads[s.index]!.dataSync() as Float32Array | Int32Array | Uint8Array;
+      host.set(a === s.offset && z === s.offset + s.size ? src : src.subarray(a - s.offset, z - s.offset), a);
     }
-    return bucket.host;
   }
 
   private gatherDevice(bucket: Bucket, grads: readonly (tf.Tensor | null)[]): Float32Array {

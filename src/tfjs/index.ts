@@ -4,7 +4,13 @@
  * Depends on @tensorflow/tfjs-core only (a peer): the same code runs whether the application
  * loads @tensorflow/tfjs (pure JS), @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu.
  */
-export { DistributedOptimizer, DEFAULT_FUSION_BYTES, FUSION_BYTES_ENV } from './distributed-optimizer.js';
+export {
+  DistributedOptimizer,
+  DEFAULT_FUSION_BYTES,
+  FUSION_BYTES_ENV,
+  DEFAULT_PIPELINE_BYTES,
+  PIPELINE_BYTES_ENV,
+} from './distributed-optimizer.js';
 export type { DistributedOptimizerOptions, NamedTensor } from './distributed-optimizer.js';
 export type { GradientCompression, ReducerStats } from './gradient-reducer.js';
 export { broadcastModel, broadcastVariables } from './broadcast-model.js';
