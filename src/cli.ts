@@ -3,14 +3,17 @@
  * `ringtrain`: starts one command as N ranks across hosts, locally or over ssh.
  *   ringtrain [--hosts FILE | -H host:slots,...] [-np N] [options] -- <command> [args...]
  *   ringtrain [--hosts FILE | -H ...] [-np N] [options] bench [bench options]
+ *   ringtrain info [--json]
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { parsePortRange } from './address.js';
 import { RingtrainError } from './errors.js';
 import { parseHostList, readHostfile, type HostEntry } from './launcher/hostfile.js';
 import { Launcher, type LaunchOptions } from './launcher/launcher.js';
+import { loadNative, PACKAGE_ROOT, type NativeCudaInfo } from './native.js';
 
 /** Exit code for a command line ringtrain cannot run (like most tools' usage errors). */
 const USAGE_EXIT = 2;
@@ -65,7 +68,8 @@ function parser(args: string[]) {
     .usage(
       'Usage:\n' +
         '  ringtrain [--hosts FILE | -H host:slots,...] [-np N] [options] -- <command> [args...]\n' +
-        '  ringtrain [--hosts FILE | -H host:slots,...] [-np N] [options] bench [bench options]\n\n' +
+        '  ringtrain [--hosts FILE | -H host:slots,...] [-np N] [options] bench [bench options]\n' +
+        '  ringtrain info [--json]      # this installation: addon, build (CPU/CUDA), CUDA driver, GPUs\n\n' +
         'Starts <command> once per slot with the ringtrain rank contract in its environment (ranks filled\n' +
         'host by host), serves their rendezvous, prefixes their output with [rank], and stops them all\n' +
         'when one fails. Hosts other than this machine are reached with ssh (passwordless, same path on\n' +
@@ -116,6 +120,122 @@ function parser(args: string[]) {
     });
 }
 
+/** What `ringtrain info` reports; also its --json output. */
+interface InstallationInfo {
+  ringtrain: string;
+  node: string;
+  /** The N-API version this Node.js offers (the addon needs its own napiVersion or newer). */
+  nodeNapiVersion: number;
+  platform: string;
+  arch: string;
+  addon: {
+    path: string;
+    /** Loaded from prebuilds/ (shipped in the package), not compiled on this machine. */
+    prebuilt: boolean;
+    /** 'cmake-js' | 'node-gyp' | 'unknown': what compiled it (prebuilds are cmake-js builds). */
+    buildSystem: string;
+    napiVersion: number;
+    cuda: boolean;
+  };
+  /** null when the addon was built without CUDA, or predates the cudaInfo export (see cudaNote). */
+  cuda: NativeCudaInfo | null;
+  cudaNote?: string;
+}
+
+function collectInfo(): InstallationInfo {
+  const binding = loadNative();
+  // node-gyp-build resolves the same file loadNative() loaded: build/ first, then prebuilds/.
+  const require = createRequire(import.meta.url);
+  const addonPath = (require('node-gyp-build') as { path(dir: string): string }).path(PACKAGE_ROOT);
+  const build = binding.buildInfo;
+  const info: InstallationInfo = {
+    ringtrain: packageVersion(),
+    node: process.version,
+    nodeNapiVersion: Number(process.versions.napi ?? 0),
+    platform: process.platform,
+    arch: process.arch,
+    addon: {
+      path: addonPath,
+      prebuilt: addonPath.split(/[\\/]/).includes('prebuilds'),
+      buildSystem: build.buildSystem ?? 'unknown',
+      napiVersion: build.napiVersion,
+      cuda: build.cuda,
+    },
+    cuda: null,
+  };
+  if (build.cuda) {
+    if (typeof binding.cudaInfo === 'function') {
+      try {
+        info.cuda = binding.cudaInfo();
+      } catch (e) {
+        info.cudaNote = `the CUDA probe failed: ${(e as Error).message}`;
+      }
+    } else {
+      info.cudaNote = 'this addon has no cudaInfo() export: CUDA runtime, driver and GPU details are not available';
+    }
+  }
+  return info;
+}
+
+/** CUDART_VERSION-style integer (12040) as text ("12.4"). */
+function cudaVersion(v: number | undefined): string {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) return 'none';
+  return `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 10)}`;
+}
+
+function formatInfo(info: InstallationInfo): string {
+  const row = (name: string, value: string): string => `  ${name.padEnd(14)} ${value}`;
+  const lines = [`ringtrain ${info.ringtrain}`];
+  lines.push(row('Node.js', `${info.node} (N-API ${info.nodeNapiVersion}), ${info.platform}-${info.arch}`));
+  lines.push(row('addon', info.addon.path));
+  const origin = info.addon.prebuilt ? 'prebuilt binary from the package' : 'compiled on this machine';
+  lines.push(row('', `${origin}, built by ${info.addon.buildSystem}, N-API ${info.addon.napiVersion}`));
+  if (!info.addon.cuda) {
+    lines.push(row('build', 'CPU only (no CUDA data path in this binary)'));
+    return lines.join('\n');
+  }
+  const c = info.cuda;
+  if (!c) {
+    lines.push(row('build', 'CPU + CUDA'));
+    if (info.cudaNote) lines.push(row('CUDA', info.cudaNote));
+    return lines.join('\n');
+  }
+  const archs = typeof c.architectures === 'string' && c.architectures ? ` (${c.architectures})` : '';
+  lines.push(row('build', `CPU + CUDA ${cudaVersion(c.buildCudaVersion)}${archs}`));
+  lines.push(row('CUDA runtime', cudaVersion(c.runtimeVersion)));
+  lines.push(row('CUDA driver', c.driverVersion > 0 ? cudaVersion(c.driverVersion) : 'none (no NVIDIA driver found)'));
+  const gpus = Array.isArray(c.gpus) ? c.gpus : [];
+  if (gpus.length === 0) lines.push(row('GPUs', `none${c.unavailableReason ? `: ${c.unavailableReason}` : ''}`));
+  for (const g of gpus) {
+    const gib = (Number(g.totalMemory) / 2 ** 30).toFixed(1);
+    lines.push(
+      row(`GPU ${g.index}`, `${g.name}, sm_${g.ccMajor}${g.ccMinor}, ${g.multiprocessors} SMs, ${gib} GiB, ${g.pciBusId} (${g.codePath})`),
+    );
+  }
+  if (gpus.length > 0 && c.unavailableReason) lines.push(row('note', c.unavailableReason));
+  return lines.join('\n');
+}
+
+/** `ringtrain info [--json]`: what this installation can do; exit 1 when the addon does not load. */
+function runInfo(args: readonly string[]): number {
+  let json = false;
+  for (const a of args) {
+    if (a === '--json') json = true;
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write(
+        'Usage: ringtrain info [--json]\n\n' +
+          'Prints the installed ringtrain: which native addon loaded (prebuilt or compiled here, by cmake-js\n' +
+          'or node-gyp), its N-API version, whether it has the CUDA data path and, when it has, the CUDA\n' +
+          'runtime and driver versions and the visible GPUs. --json prints the same as one JSON object.\n',
+      );
+      return 0;
+    } else throw new UsageError(`info: unknown argument '${a}' (usage: ringtrain info [--json])`);
+  }
+  const info = collectInfo();
+  process.stdout.write(`${json ? JSON.stringify(info, null, 2) : formatInfo(info)}\n`);
+  return 0;
+}
+
 async function main(): Promise<number> {
   const args = normalizeArgs(process.argv.slice(2));
   let helpShown = false;
@@ -138,6 +258,10 @@ async function main(): Promise<number> {
   // written after `--` when the word before it is `--`, and then it is a command even if named bench.
   const rest = (argv._ as (string | number)[]).map(String);
   const afterDashes = args[args.length - rest.length - 1] === '--';
+  if (!afterDashes && rest[0] === 'info') {
+    if (args.length > rest.length) throw new UsageError('info takes no launcher options: ringtrain info [--json]');
+    return runInfo(rest.slice(1));
+  }
   let command: string[];
   if (!afterDashes && rest[0] === 'bench') {
     const benchCli = fileURLToPath(new URL('./bench-cli.js', import.meta.url));

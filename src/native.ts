@@ -59,9 +59,41 @@ export interface NativeBuildInfo {
   buildSystem?: string;
 }
 
+/** One GPU the CUDA runtime sees (ringtrain::cuda::GpuInfo). */
+export interface NativeGpuInfo {
+  index: number;
+  name: string;
+  ccMajor: number;
+  ccMinor: number;
+  multiprocessors: number;
+  /** Bytes. */
+  totalMemory: number;
+  pciBusId: string;
+  /** 'sass' | 'ptx-jit' | 'unsupported': how this binary's code runs on the GPU. */
+  codePath: string;
+}
+
+/** ringtrain::cuda::probe() (native/cuda/device_api.h); versions as CUDART_VERSION-style integers (13000 = 13.0). */
+export interface NativeCudaInfo {
+  builtWithCuda: boolean;
+  buildCudaVersion: number;
+  runtimeVersion: number;
+  /** 0 when no NVIDIA driver is installed. */
+  driverVersion: number;
+  /** What the binary embeds, e.g. "sm_75 sm_80 ... sm_90 compute_90". */
+  architectures: string;
+  gpus: NativeGpuInfo[];
+  /** Empty when at least one GPU is usable; otherwise why none is. */
+  unavailableReason: string;
+  /** ringtrain::cuda::describe(): the same facts as text. */
+  description?: string;
+}
+
 interface NativeBinding {
   NativeCommunicator: new (options: NativeCommunicatorOptions) => NativeCommunicator;
   buildInfo: NativeBuildInfo;
+  /** Queries the CUDA driver on each call; never throws. Older builds lack it: test with typeof. */
+  cudaInfo?: () => NativeCudaInfo;
 }
 
 /** Wire codes; must match native/src/core/dtype.h. */
