@@ -247,15 +247,16 @@ RingLinks RingConnector::establish(Socket& listener, int64_t deadline, const std
     }
 
     // Incoming handshakes.
+    // Connections accepted above were not polled yet: they have no entry in fds until the next round.
     for (auto& h : incoming) {
-      pollfd& p = fds[idx++];
+      const short revents = idx < fds.size() ? fds[idx++].revents : 0;
       std::string why;
       if (nowMs() > h->deadline) {
         log_("rank " + std::to_string(rank_) + " dropped a connection from " + h->remote + ": handshake too slow");
         h.reset();
         continue;
       }
-      if (!pump(*h, p.revents, &why)) {
+      if (!pump(*h, revents, &why)) {
         if (h->stage > 0) log_("rank " + std::to_string(rank_) + " dropped a connection from " + h->remote + ": " + why);
         h.reset();
         continue;
