@@ -31,6 +31,7 @@ interface Result {
   localSgd: W;
   localSgdSyncs: number;
   localSgdReference: W;
+  savedOptimizer: { className: string; config: Record<string, unknown>; weightNames: string[] };
 }
 
 function maxDiff(a: W, b: W): number {
@@ -93,6 +94,16 @@ describe('replica synchronisation helpers (3 ranks)', () => {
       expect(maxDiff(r.bnAfter, mean)).toBeLessThan(1e-6);
       expect(r.bnAfter).toEqual(results[0]!.bnAfter);
     }
+  });
+
+  it('model.save with includeOptimizer records the inner optimizer’s class, config and state', () => {
+    const saved = results[0]!.savedOptimizer;
+    expect(saved.className).toBe('Adam');
+    expect(saved.config.learningRate).toBe(0.01);
+    // iteration count, then first and second moments of the 4 weights
+    expect(saved.weightNames.length).toBe(9);
+    expect(saved.weightNames[0]).toBe('iter');
+    expect(saved.weightNames.filter((n) => n.endsWith('/m')).length).toBe(4);
   });
 
   it('LocalSGD averages every 2 batches and at the end, matching an in-process simulation', () => {
