@@ -53,6 +53,12 @@ if (!['mlp', 'cnn'].includes(args.model)) fail(`--model must be mlp or cnn, got 
 if (!['none', 'fp16'].includes(args.compression)) fail(`--compression must be none or fp16, got '${args.compression}'`);
 
 // ---- backend: the fastest one installed ----
+// tfjs-node-gpu takes every visible GPU in every process: give each rank on a machine its own GPU
+// (unless the caller already chose), before the package loads.
+if (process.env.CUDA_VISIBLE_DEVICES === undefined && process.env.RINGTRAIN_LOCAL_RANK !== undefined) {
+  process.env.CUDA_VISIBLE_DEVICES = process.env.RINGTRAIN_LOCAL_RANK;
+}
+
 async function loadTf() {
   for (const [name, label] of [
     ['@tensorflow/tfjs-node-gpu', 'tfjs-node-gpu (CUDA)'],

@@ -168,11 +168,6 @@ export class GradientReducer {
     return out;
   }
 
-  /** Drops the cached plan and buffers (they are rebuilt on the next call). */
-  reset(): void {
-    this.plan = undefined;
-  }
-
   private planFor(grads: readonly (tf.Tensor | null)[]): Plan {
     const key = planKey(grads);
     if (this.plan?.key === key) return this.plan;
