@@ -294,6 +294,9 @@ describe('the npm package', () => {
     expect(info.addon.path).toBe(path.join(installed, 'prebuilds', 'linux-x64', `${PACKAGE.name}.glibc.node`));
     expect(info.addon.buildSystem).toBe('cmake-js');
     expect(info.addon.napiVersion).toBe(8);
+    // RINGTRAIN_CUDA reaches the cmake-js build through prebuildify and the shim.
+    const cudaMode = (process.env.RINGTRAIN_CUDA ?? 'OFF').toUpperCase();
+    if (cudaMode === 'OFF' || cudaMode === 'ON') expect(info.addon.cuda).toBe(cudaMode === 'ON');
 
     const start = Date.now();
     const ranks = await allreduceTwoRanks(dir, toolBin);
