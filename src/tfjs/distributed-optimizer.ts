@@ -22,7 +22,7 @@ export interface NamedTensor {
 
 export const DEFAULT_FUSION_BYTES = 64 * 1024 * 1024;
 export const FUSION_BYTES_ENV = 'RINGTRAIN_FUSION_BYTES';
-export const DEFAULT_PIPELINE_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_PIPELINE_BYTES = 1024 * 1024;
 export const PIPELINE_BYTES_ENV = 'RINGTRAIN_PIPELINE_BYTES';
 
 export interface DistributedOptimizerOptions {
@@ -37,7 +37,7 @@ export interface DistributedOptimizerOptions {
   /**
    * Buckets travel as native all-reduces of at most this many bytes, so that copying the next
    * piece overlaps the transfer of the previous one. 0: one all-reduce per bucket.
-   * Default: $RINGTRAIN_PIPELINE_BYTES, else 4 MiB.
+   * Default: $RINGTRAIN_PIPELINE_BYTES, else 1 MiB.
    */
   pipelineBytes?: number;
   /**
