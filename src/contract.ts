@@ -17,6 +17,7 @@ export interface RankContract {
   token: string;
   portRange: [number, number] | undefined;
   segmentBytes: number | undefined;
+  smallBytes: number | undefined;
   /** Which convention supplied rank and size, for messages. */
   source: string;
 }
@@ -144,9 +145,10 @@ export function resolveContract(options: InitOptions = {}): RankContract {
   }
 
   const segmentBytes = options.segmentBytes ?? readInt(env, 'RINGTRAIN_SEGMENT_BYTES', 1);
+  const smallBytes = options.smallBytes ?? readInt(env, 'RINGTRAIN_SMALL_BYTES', 0);
   const iface = options.iface ?? (env.RINGTRAIN_IFACE || undefined);
   const token = options.token ?? env.RINGTRAIN_TOKEN ?? '';
   const source = options.rank !== undefined ? 'init options' : (rankEnv?.from ?? 'default (world of one)');
 
-  return { rank, size, localRank, localSize, addr, iface, timeoutMs, stallWarningMs, token, portRange, segmentBytes, source };
+  return { rank, size, localRank, localSize, addr, iface, timeoutMs, stallWarningMs, token, portRange, segmentBytes, smallBytes, source };
 }

@@ -80,6 +80,7 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
         timeoutMs: c.timeoutMs,
         stallWarningMs: c.stallWarningMs,
         segmentBytes: c.segmentBytes,
+        smallBytes: c.smallBytes,
         bindHost: advertise,
         portMin: c.portRange?.[0] ?? 0,
         portMax: c.portRange?.[1] ?? 0,

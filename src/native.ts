@@ -27,6 +27,8 @@ export interface NativeCommunicatorOptions {
   timeoutMs: number;
   stallWarningMs: number;
   segmentBytes?: number;
+  /** All-reduces up to this many bytes use recursive doubling instead of the ring. */
+  smallBytes?: number;
   socketBuffer?: number;
   /** Numeric address to listen on. */
   bindHost: string;

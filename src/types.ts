@@ -72,6 +72,8 @@ export interface InitOptions {
   portRange?: readonly [number, number];
   /** Pipeline segment of the ring, in bytes. */
   segmentBytes?: number;
+  /** All-reduces of at most this many bytes use recursive doubling (log2 n rounds) instead of the ring. Same on every rank. */
+  smallBytes?: number;
   /** Warn when a collective has waited this long for a peer (stall inspector). */
   stallWarningMs?: number;
   /** Environment to read the rank contract from; default process.env. */

@@ -19,9 +19,15 @@ describe('mismatched calls are detected on every rank, never a wrong result or a
     ['mismatch-op', /1000 x float32, sum\).*1000 x float32, max\)|1000 x float32, max\).*1000 x float32, sum\)/],
     ['mismatch-kind', /broadcast #1.*allreduce #1|allreduce #1.*broadcast #1/],
   ];
-  for (const [scenario, both] of cases) {
-    it(`${scenario}: all 4 ranks fail, each message states both sides`, async () => {
-      const results = await runRanks({ size: 4, script: FIXTURE, args: [scenario], env: { RINGTRAIN_TIMEOUT_MS: '5000' }, killAfterMs: 20_000 });
+  for (const [scenario, both] of cases) for (const [algorithm, smallBytes] of [['ring', '0'], ['recursive doubling', '65536']]) {
+    it(`${scenario} (${algorithm}): all ranks fail, each message states both sides`, async () => {
+      const results = await runRanks({
+        size: algorithm === 'ring' ? 4 : 5,
+        script: FIXTURE,
+        args: [scenario],
+        env: { RINGTRAIN_TIMEOUT_MS: '5000', RINGTRAIN_SMALL_BYTES: smallBytes },
+        killAfterMs: 20_000,
+      });
       for (const r of results) {
         expect(r.signal, `rank ${r.rank} was killed (hang)`).toBeNull();
         expect(r.code).toBe(1);

@@ -134,6 +134,7 @@ void Communicator::execute(Operation& op) {
         ro.timeoutMs = o_.timeoutMs;
         ro.stallWarningMs = o_.stallWarningMs;
         ro.segmentBytes = o_.segmentBytes;
+        ro.smallBytes = o_.smallBytes;
         ro.log = o_.log;
         ring_ = std::make_unique<Ring>(std::move(ro), std::move(links), cancelFd_);
       } else {
@@ -207,6 +208,9 @@ void Communicator::workerMain() {
     }
     if (woke) drainEventFd(wakeFd_);
   }
+  // Cancelled while idle and healthy (e.g. the process exits without close()): say goodbye, so the
+  // neighbours see a clean departure rather than a crash.
+  if (ring_ && !failure_ && cancelled_.load()) ring_->goodbyeAndClose();
   // Whatever is still queued (cancel, or ops racing a close) completes with an error.
   std::deque<std::unique_ptr<Operation>> rest;
   {

@@ -88,8 +88,9 @@ void divideTyped(T* data, size_t n, int divisor) {
       for (size_t i = 0; i < n; ++i) data[i] /= d;
     }
   } else {
-    const T d = static_cast<T>(divisor);
-    for (size_t i = 0; i < n; ++i) data[i] = static_cast<T>(data[i] / d);
+    // Divide in 64 bits: the divisor need not fit in T (e.g. 200 ranks and int8).
+    const int64_t d = divisor;
+    for (size_t i = 0; i < n; ++i) data[i] = static_cast<T>(static_cast<int64_t>(data[i]) / d);
   }
 }
 

@@ -46,6 +46,10 @@ Ring::Ring(RingOptions options, RingLinks links, int cancelFd)
   o_.segmentBytes = seg - seg % 8;  // whole elements of every dtype
   if (o_.size > 1) scratch_.resize(o_.segmentBytes);
   heartbeatMs_ = std::clamp(o_.timeoutMs / 4, 20, 1000);
+  hasPartners_ = o_.size > 1;
+  for (int q : doublingPartners(o_.rank, o_.size)) {
+    if (static_cast<size_t>(q) >= links_.partners.size() || !links_.partners[static_cast<size_t>(q)].valid()) hasPartners_ = false;
+  }
   lastHeardRight_ = nowMs();
   nextHeartbeat_ = 0;
 }
@@ -115,13 +119,12 @@ void Ring::pollControl() {
     int err = 0;
     long n = recvSome(links_.right.fd(), buf, sizeof buf, &err);
     if (n < 0) {
-      if (rightSaidGoodbye_) {
-        rightEof_ = true;
-        return;
-      }
-      failPeerGone(right_, !currentCall_.empty() ? "during " + currentCall_
-                           : lastSeq_ ? "between collectives (after #" + std::to_string(lastSeq_) + ")"
-                                      : "before the first collective");
+      // Whether a vanished right neighbour is a failure depends on whether we still owe it data:
+      // the callers decide (rightGone()).
+      rightEof_ = true;
+      rightAbrupt_ = !rightSaidGoodbye_;
+      rightError_ = err;
+      return;
     }
     if (n == 0) return;
     lastHeardRight_ = nowMs();
@@ -222,6 +225,9 @@ void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, G
       throwIfAborted();
       // A neighbour that finished this call may close while we still receive; one that closes
       // before taking all we must send never issued this call.
+      if (rightAbrupt_ && (!hdrSent || sStep < S)) {
+        failPeerGone(right_, "during " + call + (rightError_ ? std::string(" (") + std::strerror(rightError_) + ")" : std::string()));
+      }
       if (rightSaidGoodbye_ && (!hdrSent || sStep < S)) {
         throw CommError(ErrorCode::Mismatch, names_[right_] + " closed its communicator while rank " + std::to_string(o_.rank) +
                                                  " is in " + call + ": the ranks issued different numbers of collectives");
@@ -233,7 +239,9 @@ void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, G
       if (!hdrSent) {
         n = sendSome(links_.right.fd(), hdrOut + hdrOutOff, sizeof hdrOut - hdrOutOff, &err);
         if (n > 0) hdrOutOff += static_cast<size_t>(n);
+        fwdMidFrame_ = hdrOutOff > 0 && hdrOutOff < sizeof hdrOut;
       } else {
+        fwdMidFrame_ = true;  // until the whole call's data has gone out
         n = sendSome(links_.right.fd(), steps[sStep].sendPtr + sOff, sendLimit() - sOff, &err);
         if (n > 0) sOff += static_cast<size_t>(n);
       }
@@ -253,6 +261,7 @@ void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, G
             if (hdrInHave == sizeof hdrIn) {
               wire::CollectiveHeader theirs;
               if (!theirs.decode(hdrIn)) throw CommError(ErrorCode::Peer, names_[left_] + " sent a corrupt collective header during " + call);
+              if (theirs.kind == wire::CollectiveKind::Abort) readForwardAbort(theirs);
               if (theirs.kind == wire::CollectiveKind::Goodbye) {
                 leftSaidGoodbye_ = true;
                 throw CommError(ErrorCode::Mismatch, names_[left_] + " closed its communicator while rank " + std::to_string(o_.rank) +
@@ -322,7 +331,239 @@ void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, G
       throw CommError(ErrorCode::Timeout, names_[right_] + " read no data for " + seconds(idleFor) + " during " + call);
     }
   }
+  fwdMidFrame_ = false;
   if (times) times->endUs = nowUs();
+}
+
+bool Ring::forwardPayloadIsEmpty(const wire::CollectiveHeader& h) const {
+  if (!hasPartners_) return false;
+  if (h.kind == wire::CollectiveKind::Barrier) return true;
+  return h.kind == wire::CollectiveKind::Allreduce && Dtype(h.dtype) <= Dtype::BFloat16 &&
+         h.count * dtypeSize(static_cast<Dtype>(h.dtype)) <= o_.smallBytes;
+}
+
+void Ring::readForwardAbort(const wire::CollectiveHeader& h) {
+  // The left neighbour failed at a collective boundary and says why; the text follows the header.
+  std::string text(std::min<uint64_t>(h.count, wire::kMaxControlPayload), '\0');
+  size_t have = 0;
+  const int64_t until = nowMs() + 1000;
+  while (have < text.size() && nowMs() < until) {
+    int err = 0;
+    long n = recvSome(links_.left.fd(), text.data() + have, text.size() - have, &err);
+    if (n < 0) break;
+    if (n == 0) {
+      pollfd p = {links_.left.fd(), POLLIN, 0};
+      ::poll(&p, 1, msUntil(until, 100));
+    }
+    have += static_cast<size_t>(std::max(0L, n));
+  }
+  text.resize(have);
+  if (!abortArrived_) {
+    abortArrived_ = true;
+    abortOrigin_ = h.root;
+    abortText_ = text.empty() ? names_[left_] + " failed" : text;
+  }
+  throw CommError(ErrorCode::Peer, abortText_);
+}
+
+void Ring::pumpRingHeader(const wire::CollectiveHeader& h, const std::string& call) {
+  constexpr size_t H = wire::CollectiveHeader::kSize;
+  if (ringHdrOutOff_ < ringHdrOut_.size() && !rightEof_) {
+    int err = 0;
+    long n = sendSome(links_.right.fd(), ringHdrOut_.data() + ringHdrOutOff_, ringHdrOut_.size() - ringHdrOutOff_, &err);
+    if (n < 0) failPeerGone(right_, "during " + call + " (send: " + std::strerror(err) + ")");
+    ringHdrOutOff_ += static_cast<size_t>(n);
+    fwdMidFrame_ = ringHdrOutOff_ > 0 && ringHdrOutOff_ < ringHdrOut_.size();
+  }
+  if (ringHdrInHave_ < H) {
+    int err = 0;
+    long n = recvSome(links_.left.fd(), ringHdrIn_ + ringHdrInHave_, H - ringHdrInHave_, &err);
+    if (n < 0) failPeerGone(left_, "during " + call + (err ? std::string(" (") + std::strerror(err) + ")" : std::string()));
+    ringHdrInHave_ += static_cast<size_t>(n);
+    if (ringHdrInHave_ == H) {
+      wire::CollectiveHeader theirs;
+      if (!theirs.decode(ringHdrIn_)) throw CommError(ErrorCode::Peer, names_[left_] + " sent a corrupt collective header during " + call);
+      if (theirs.kind == wire::CollectiveKind::Abort) readForwardAbort(theirs);
+      if (theirs.kind == wire::CollectiveKind::Goodbye) {
+        leftSaidGoodbye_ = true;
+        throw CommError(ErrorCode::Mismatch, names_[left_] + " closed its communicator while rank " + std::to_string(o_.rank) + " is in " +
+                                                 call + ": the ranks issued different numbers of collectives");
+      }
+      if (!(theirs == h)) {
+        throw CommError(ErrorCode::Mismatch, "mismatched collectives: rank " + std::to_string(o_.rank) + " called " + call + " but " +
+                                                 names_[left_] + " called " + callName(theirs));
+      }
+    }
+  }
+}
+
+void Ring::finishRingHeader(const wire::CollectiveHeader& h, const std::string& call) {
+  const int64_t start = callStartMs_;
+  bool stallWarned = false;
+  for (;;) {
+    pumpRingHeader(h, call);
+    if (ringHdrOutOff_ == ringHdrOut_.size() && ringHdrInHave_ == wire::CollectiveHeader::kSize) return;
+    pollfd fds[3];
+    fds[0] = {links_.left.fd(), POLLIN, 0};
+    fds[1] = {rightEof_ ? -1 : links_.right.fd(), static_cast<short>(POLLIN | (ringHdrOutOff_ < ringHdrOut_.size() ? POLLOUT : 0)), 0};
+    fds[2] = {cancelFd_, POLLIN, 0};
+    int rc = ::poll(fds, 3, std::max(1, msUntil(nextHeartbeat_, 1000)));
+    if (rc < 0 && errno != EINTR) throw CommError(ErrorCode::Internal, std::string("poll: ") + std::strerror(errno));
+    if (fds[2].revents & POLLIN) throw CommError(ErrorCode::Cancelled, "communicator closed during " + call);
+    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+      pollControl();
+      throwIfAborted();
+    }
+    maybeHeartbeat();
+    checkLiveness("during " + call);
+    if (!stallWarned && nowMs() - start >= o_.stallWarningMs) {
+      stallWarned = true;
+      o_.log("stall: rank " + std::to_string(o_.rank) + " has waited " + seconds(nowMs() - start) + " in " + call + " for " + names_[left_] +
+             ", which has not started it (it is behind: busy, stalled, or it did not issue this call)");
+    }
+    if (nowMs() - start > o_.timeoutMs) {
+      throw CommError(ErrorCode::Timeout, names_[left_] + " did not start " + call + " within " + seconds(nowMs() - start) + " of rank " +
+                                              std::to_string(o_.rank) + ": it is stalled, or the ranks' calls diverge");
+    }
+  }
+}
+
+void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string& call, const uint8_t* send, size_t sendLen,
+                    uint8_t* recv, size_t recvLen, bool doSend, bool doRecv) {
+  const int fd = links_.partners[static_cast<size_t>(peer)].fd();
+  constexpr size_t H = wire::CollectiveHeader::kSize;
+  // Header and payload leave in one send (one syscall, one segment for small messages).
+  smallOut_.resize(doSend ? H + sendLen : 0);
+  if (doSend) {
+    h.encode(smallOut_.data());
+    if (sendLen) std::memcpy(smallOut_.data() + H, send, sendLen);
+  }
+  smallIn_.resize(doRecv ? H + recvLen : 0);
+  size_t outOff = 0, inHave = 0;
+  bool headerChecked = !doRecv;
+  const int64_t start = callStartMs_;
+  int64_t lastProgress = start;
+  bool first = true;
+  bool stallWarned = false;
+  for (;;) {
+    if (outOff < smallOut_.size()) {
+      int err = 0;
+      long n = sendSome(fd, smallOut_.data() + outOff, smallOut_.size() - outOff, &err);
+      if (n < 0) failPeerGone(peer, "during " + call + " (send: " + std::strerror(err) + ")");
+      if (n > 0) {
+        outOff += static_cast<size_t>(n);
+        lastProgress = nowMs();
+      }
+    }
+    while (inHave < smallIn_.size()) {
+      int err = 0;
+      long n = recvSome(fd, smallIn_.data() + inHave, smallIn_.size() - inHave, &err);
+      if (n < 0) failPeerGone(peer, "during " + call + (err ? std::string(" (") + std::strerror(err) + ")" : std::string()));
+      if (n == 0) break;
+      inHave += static_cast<size_t>(n);
+      lastProgress = nowMs();
+      if (!headerChecked && inHave >= H) {
+        wire::CollectiveHeader theirs;
+        if (!theirs.decode(smallIn_.data())) throw CommError(ErrorCode::Peer, names_[peer] + " sent a corrupt collective header during " + call);
+        if (theirs.kind == wire::CollectiveKind::Goodbye) {
+          throw CommError(ErrorCode::Mismatch, names_[peer] + " closed its communicator while rank " + std::to_string(o_.rank) + " is in " +
+                                                   call + ": the ranks issued different numbers of collectives");
+        }
+        if (!(theirs == h)) {
+          throw CommError(ErrorCode::Mismatch, "mismatched collectives: rank " + std::to_string(o_.rank) + " called " + call + " but " +
+                                                   names_[peer] + " called " + callName(theirs));
+        }
+        headerChecked = true;
+      }
+    }
+    pumpRingHeader(h, call);
+    if (outOff == smallOut_.size() && inHave == smallIn_.size()) break;
+    if (first) {
+      // The first pass often completes a small exchange without sleeping; check the rest now.
+      first = false;
+      continue;
+    }
+    pollfd fds[4];
+    fds[0] = {fd, static_cast<short>((inHave < smallIn_.size() ? POLLIN : 0) | (outOff < smallOut_.size() ? POLLOUT : 0)), 0};
+    fds[1] = {rightEof_ ? -1 : links_.right.fd(), static_cast<short>(POLLIN | (ringHdrOutOff_ < ringHdrOut_.size() ? POLLOUT : 0)), 0};
+    fds[2] = {cancelFd_, POLLIN, 0};
+    fds[3] = {ringHdrInHave_ < wire::CollectiveHeader::kSize ? links_.left.fd() : -1, POLLIN, 0};
+    int rc = ::poll(fds, 4, std::max(1, msUntil(nextHeartbeat_, 1000)));
+    if (rc < 0 && errno != EINTR) throw CommError(ErrorCode::Internal, std::string("poll: ") + std::strerror(errno));
+    if (fds[2].revents & POLLIN) throw CommError(ErrorCode::Cancelled, "communicator closed during " + call);
+    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+      pollControl();
+      throwIfAborted();
+    }
+    maybeHeartbeat();
+    checkLiveness("during " + call);
+    const int64_t idleFor = nowMs() - lastProgress;
+    // Only the ring header tells for sure that a rank has not started the call (a partner that is
+    // silent may itself be waiting for someone else), so stalls are blamed on the left neighbour.
+    const bool leftStarted = ringHdrInHave_ == wire::CollectiveHeader::kSize;
+    if (!leftStarted && !stallWarned && nowMs() - start >= o_.stallWarningMs) {
+      stallWarned = true;
+      o_.log("stall: rank " + std::to_string(o_.rank) + " has waited " + seconds(nowMs() - start) + " in " + call + " for " + names_[left_] +
+             ", which has not started it (it is behind: busy, stalled, or it did not issue this call)");
+    }
+    if (!leftStarted && idleFor > o_.timeoutMs) {
+      throw CommError(ErrorCode::Timeout, names_[left_] + " did not start " + call + " within " + seconds(idleFor) + " of rank " +
+                                              std::to_string(o_.rank) + ": it is stalled, or the ranks' calls diverge");
+    }
+    if (idleFor > o_.timeoutMs + kDataGraceMs) {
+      throw CommError(ErrorCode::Timeout, names_[peer] + " exchanged no data for " + seconds(idleFor) + " during " + call);
+    }
+  }
+  if (doRecv && recvLen) std::memcpy(recv, smallIn_.data() + H, recvLen);
+}
+
+void Ring::smallAllreduce(const wire::CollectiveHeader& h, void* data, size_t count, Dtype dtype, ReduceOp op) {
+  lastSeq_ = h.seq;
+  const std::string call = callName(h);
+  currentCall_ = call;
+  struct ClearCall {
+    std::string& s;
+    ~ClearCall() { s.clear(); }
+  } clearCall{currentCall_};
+  if (!links_.right.valid() || !links_.left.valid()) throw CommError(ErrorCode::Closed, "the ring is closed; cannot run " + call);
+  if (rightSaidGoodbye_ || leftSaidGoodbye_) {
+    int who = rightSaidGoodbye_ ? right_ : left_;
+    throw CommError(ErrorCode::Mismatch, names_[who] + " has already closed its communicator, so " + call +
+                                             " cannot run: the ranks issued different numbers of collectives");
+  }
+  // The ring neighbours also swap headers, so a rank that called a different kind of collective
+  // (which would not use these links) is caught too.
+  ringHdrOut_.resize(wire::CollectiveHeader::kSize);
+  h.encode(ringHdrOut_.data());
+  ringHdrOutOff_ = 0;
+  ringHdrInHave_ = 0;
+  callStartMs_ = nowMs();
+  const int n = o_.size, r = o_.rank;
+  int p = 1;
+  while (p * 2 <= n) p *= 2;
+  const size_t bytes = count * dtypeSize(dtype);
+  auto* mine = static_cast<uint8_t*>(data);
+  if (scratch_.size() < bytes) scratch_.resize(bytes);
+  uint8_t* theirs = scratch_.data();
+  if (r >= p) {
+    // Folded rank: hand the data to rank r - p, get the finished result back.
+    pairwise(r - p, h, call, mine, bytes, nullptr, 0, true, false);
+    pairwise(r - p, h, call, nullptr, 0, mine, bytes, false, true);
+    finishRingHeader(h, call);
+    return;
+  }
+  if (r + p < n) {
+    pairwise(r + p, h, call, nullptr, 0, theirs, bytes, false, true);
+    reduceInto(dtype, op, mine, theirs, count);
+  }
+  // Partners reduce the same two vectors; the ops are commutative, so both get identical bits.
+  for (int k = 1; k < p; k *= 2) {
+    pairwise(r ^ k, h, call, mine, bytes, theirs, bytes, true, true);
+    reduceInto(dtype, op, mine, theirs, count);
+  }
+  if (op == ReduceOp::Avg) finishAverage(dtype, mine, count, n);
+  if (r + p < n) pairwise(r + p, h, call, mine, bytes, nullptr, 0, true, false);
+  finishRingHeader(h, call);
 }
 
 void Ring::allreduce(void* data, size_t count, Dtype dtype, ReduceOp op, uint64_t seq, PhaseTimes* times) {
@@ -335,6 +576,10 @@ void Ring::allreduce(void* data, size_t count, Dtype dtype, ReduceOp op, uint64_
   if (o_.size == 1) return;  // avg over one rank is the identity
   const int n = o_.size, r = o_.rank;
   const size_t elem = dtypeSize(dtype);
+  if (count * elem <= o_.smallBytes && hasPartners_) {
+    smallAllreduce(h, data, count, dtype, op);
+    return;
+  }
   const size_t base = count / static_cast<size_t>(n), rem = count % static_cast<size_t>(n);
   auto* bytes = static_cast<uint8_t*>(data);
   auto off = [&](int c) { return (static_cast<size_t>(c) * base + std::min(static_cast<size_t>(c), rem)) * elem; };
@@ -395,6 +640,12 @@ void Ring::barrier(uint64_t seq) {
   h.kind = wire::CollectiveKind::Barrier;
   h.seq = seq;
   if (o_.size == 1) return;
+  if (hasPartners_) {
+    // Recursive doubling of empty messages: log2(n) rounds, and each rank has heard, directly or
+    // through partners, from every rank before it leaves.
+    smallAllreduce(h, nullptr, 0, Dtype::Uint8, ReduceOp::Sum);
+    return;
+  }
   // An all-gather of one byte a rank: a rank finishes only after every rank's byte reached it,
   // and each rank sends its byte only once it has entered the barrier.
   const int n = o_.size, r = o_.rank;
@@ -431,15 +682,25 @@ bool Ring::idle(int wakeFd, int ms) {
     if (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) {
       pollControl();
       throwIfAborted();
+      if (rightAbrupt_) failPeerGone(right_, during);
     }
     if (fds[3].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
-      // The left neighbour hung up. Clean if the last thing it sent is its goodbye header.
-      uint8_t peek[wire::CollectiveHeader::kSize];
+      // The left neighbour hung up. Clean if what it sent last is its goodbye; if it failed, its
+      // abort frame may follow the header of a call it started (whose forward payload is empty
+      // when that call runs on the direct links).
+      constexpr size_t H = wire::CollectiveHeader::kSize;
+      uint8_t peek[2 * H];
       ssize_t n = ::recv(links_.left.fd(), peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
       wire::CollectiveHeader h;
-      if (n == static_cast<ssize_t>(sizeof peek) && h.decode(peek) && h.kind == wire::CollectiveKind::Goodbye) {
+      size_t at = 0;
+      if (n >= static_cast<ssize_t>(2 * H) && h.decode(peek) && forwardPayloadIsEmpty(h)) at = H;
+      if (n >= static_cast<ssize_t>(at + H) && h.decode(peek + at) && h.kind == wire::CollectiveKind::Goodbye) {
         leftSaidGoodbye_ = true;
         ctlOut_.clear();
+      } else if (n >= static_cast<ssize_t>(at + H) && h.decode(peek + at) && h.kind == wire::CollectiveKind::Abort) {
+        ssize_t got = ::recv(links_.left.fd(), peek, at + H, MSG_DONTWAIT);
+        (void)got;
+        readForwardAbort(h);
       } else {
         failPeerGone(left_, during);
       }
@@ -492,6 +753,20 @@ CommError Ring::abortAndClose(const CommError& error, bool receivedFromRight) {
       // The left neighbour is gone too; the ranks beyond it learn through their own links.
     }
   }
+  // Rightwards too, when the forward stream sits at a frame boundary: the ranks the leftward chain
+  // cannot reach (past a rank that is already gone) learn the reason this way.
+  if (!fwdMidFrame_ && links_.right.valid() && !rightEof_) {
+    wire::CollectiveHeader ah;
+    ah.kind = wire::CollectiveKind::Abort;
+    ah.root = origin;
+    ah.seq = lastSeq_;
+    ah.count = std::min(text.size(), wire::kMaxControlPayload);
+    std::vector<uint8_t> frame(wire::CollectiveHeader::kSize + ah.count);
+    ah.encode(frame.data());
+    std::memcpy(frame.data() + wire::CollectiveHeader::kSize, text.data(), ah.count);
+    int err = 0;
+    sendSome(links_.right.fd(), frame.data(), frame.size(), &err);
+  }
   drainAndClose(nowMs() + (receivedFromRight ? 200 : kAbortGraceMs), !receivedFromRight);
   return CommError(receivedFromRight ? ErrorCode::Peer : code, text);
 }
@@ -521,6 +796,7 @@ void Ring::drainAndClose(int64_t until, bool waitForOwnAbort) {
   }
   links_.right.reset();
   links_.left.reset();
+  links_.partners.clear();
 }
 
 void Ring::goodbyeAndClose() {
@@ -548,6 +824,12 @@ void Ring::goodbyeAndClose() {
       }
     }
     sendControl(wire::ControlType::Goodbye, static_cast<uint32_t>(o_.rank), "");
+    // Partners learn it from a goodbye header where they would expect the next exchange.
+    for (Socket& s : links_.partners) {
+      if (!s.valid()) continue;
+      int err = 0;
+      sendSome(s.fd(), buf, sizeof buf, &err);
+    }
   } catch (const CommError&) {
     // Neighbours that are already gone need no goodbye.
   }
@@ -561,6 +843,7 @@ void Ring::goodbyeAndClose() {
   }
   links_.right.reset();
   links_.left.reset();
+  links_.partners.clear();
 }
 
 }  // namespace ringtrain

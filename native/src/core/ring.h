@@ -26,6 +26,9 @@ struct RingOptions {
   int timeoutMs = 120000;
   int stallWarningMs = 30000;
   size_t segmentBytes = 1 << 20;
+  // All-reduces of at most this many bytes use recursive doubling over direct links (fewer hops
+  // than the ring's 2(n-1)). Must be equal on every rank.
+  size_t smallBytes = 64 << 10;
   Logger log;
 };
 
@@ -74,6 +77,13 @@ class Ring {
   void run(const wire::CollectiveHeader& header, std::vector<Step>& steps, Gate gate, Dtype dtype, ReduceOp op,
            PhaseTimes* times, size_t phaseBoundaryStep);
   std::string callName(const wire::CollectiveHeader& h) const;
+  bool forwardPayloadIsEmpty(const wire::CollectiveHeader& h) const;
+  [[noreturn]] void readForwardAbort(const wire::CollectiveHeader& h);
+  void pumpRingHeader(const wire::CollectiveHeader& h, const std::string& call);
+  void finishRingHeader(const wire::CollectiveHeader& h, const std::string& call);
+  void smallAllreduce(const wire::CollectiveHeader& h, void* data, size_t count, Dtype dtype, ReduceOp op);
+  void pairwise(int peer, const wire::CollectiveHeader& h, const std::string& call, const uint8_t* send, size_t sendLen,
+                uint8_t* recv, size_t recvLen, bool doSend, bool doRecv);
   void pollControl();
   void throwIfAborted();
   void sendControl(wire::ControlType type, uint32_t origin, const std::string& text);
@@ -90,6 +100,15 @@ class Ring {
   int right_;
   std::vector<std::string> names_;
   std::vector<uint8_t> scratch_;
+  std::vector<uint8_t> smallOut_;  // header + payload of one pairwise message
+  std::vector<uint8_t> smallIn_;
+  bool hasPartners_ = false;
+  std::vector<uint8_t> ringHdrOut_;  // the ring header exchange that accompanies a small all-reduce
+  size_t ringHdrOutOff_ = 0;
+  uint8_t ringHdrIn_[wire::CollectiveHeader::kSize] = {};
+  size_t ringHdrInHave_ = 0;
+  int64_t callStartMs_ = 0;
+  bool fwdMidFrame_ = false;  // the forward stream is inside a frame: nothing else may be written
 
   ControlParser ctlParser_;  // bytes from the right neighbour
   int64_t lastHeardRight_ = 0;
@@ -98,6 +117,8 @@ class Ring {
 
   std::vector<uint8_t> ctlOut_;  // control bytes queued for the left neighbour
   bool rightEof_ = false;
+  bool rightAbrupt_ = false;  // the right neighbour's connection ended without a goodbye
+  int rightError_ = 0;
   bool rightSaidGoodbye_ = false;
   bool leftSaidGoodbye_ = false;
   uint64_t lastSeq_ = 0;

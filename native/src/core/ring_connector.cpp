@@ -114,48 +114,88 @@ bool pump(Handshake& h, short revents, std::string* why) {
 RingConnector::RingConnector(int rank, int size, std::string token, std::vector<PeerAddress> peers, int socketBuffer, Logger log)
     : rank_(rank), size_(size), token_(std::move(token)), peers_(std::move(peers)), socketBuffer_(socketBuffer), log_(std::move(log)) {}
 
+std::vector<int> doublingPartners(int rank, int size) {
+  int p = 1;
+  while (p * 2 <= size) p *= 2;
+  std::vector<int> out;
+  if (rank >= p) {
+    out.push_back(rank - p);
+    return out;
+  }
+  for (int k = 1; k < p; k *= 2) out.push_back(rank ^ k);
+  if (rank + p < size) out.push_back(rank + p);
+  return out;
+}
+
 RingLinks RingConnector::establish(Socket& listener, int64_t deadline, const std::atomic<bool>& cancel) {
   const int rightRank = (rank_ + 1) % size_;
   const int leftRank = (rank_ + size_ - 1) % size_;
-  const PeerAddress& right = peers_.at(rightRank);
-  const PeerAddress& left = peers_.at(leftRank);
   RingLinks links;
-  std::unique_ptr<Handshake> dial;
-  int64_t nextDial = 0;
-  std::string lastDialError = "not attempted";
+  links.partners.resize(static_cast<size_t>(size_));
+
+  // Every link this rank needs: the ring (channel 0: dial right, accept left) and the partners of
+  // the small-message algorithm (channel 1: the lower rank dials).
+  struct Want {
+    int peer;
+    uint16_t channel;
+    bool dial;
+    Socket* slot;
+    std::unique_ptr<Handshake> hs;
+    int64_t nextTry = 0;
+    std::string lastError = "not attempted";
+  };
+  std::vector<Want> wants;
+  wants.push_back({rightRank, 0, true, &links.right, nullptr});
+  wants.push_back({leftRank, 0, false, &links.left, nullptr});
+  for (int q : doublingPartners(rank_, size_)) wants.push_back({q, 1, rank_ < q, &links.partners[static_cast<size_t>(q)], nullptr});
   std::vector<std::unique_ptr<Handshake>> incoming;
 
-  auto startDial = [&]() {
-    dial = std::make_unique<Handshake>();
-    dial->outgoing = true;
-    dial->sock = startConnect(right.host, right.port);
-    dial->deadline = deadline;
-    dial->hello.fromRank = static_cast<uint32_t>(rank_);
-    dial->hello.toRank = static_cast<uint32_t>(rightRank);
-    dial->hello.size = static_cast<uint32_t>(size_);
-    dial->hello.channel = 0;
-    randomBytes(dial->hello.nonce, wire::kNonceBytes);
-    dial->stage = 0;  // waiting for connect to complete
+  auto startDial = [&](Want& w) {
+    const PeerAddress& to = peers_.at(static_cast<size_t>(w.peer));
+    w.hs = std::make_unique<Handshake>();
+    w.hs->outgoing = true;
+    w.hs->sock = startConnect(to.host, to.port);
+    w.hs->deadline = deadline;
+    w.hs->hello.fromRank = static_cast<uint32_t>(rank_);
+    w.hs->hello.toRank = static_cast<uint32_t>(w.peer);
+    w.hs->hello.size = static_cast<uint32_t>(size_);
+    w.hs->hello.channel = w.channel;
+    randomBytes(w.hs->hello.nonce, wire::kNonceBytes);
+    w.hs->stage = 0;  // waiting for connect to complete
+  };
+  auto allUp = [&]() {
+    for (const Want& w : wants)
+      if (!w.slot->valid()) return false;
+    return true;
   };
 
-  while (!links.right.valid() || !links.left.valid()) {
+  while (!allUp()) {
     if (cancel.load()) throw CommError(ErrorCode::Cancelled, "communicator closed while connecting");
     const int64_t now = nowMs();
     if (now >= deadline) {
-      if (!links.right.valid()) {
-        throw CommError(ErrorCode::Timeout, "timed out connecting to " + describePeer(rightRank, right) + ": " + lastDialError);
+      for (const Want& w : wants) {
+        if (w.slot->valid()) continue;
+        const PeerAddress& p = peers_.at(static_cast<size_t>(w.peer));
+        if (w.dial) throw CommError(ErrorCode::Timeout, "timed out connecting to " + describePeer(w.peer, p) + ": " + w.lastError);
+        throw CommError(ErrorCode::Timeout, describePeer(w.peer, p) + " never connected to this rank (rank " + std::to_string(rank_) +
+                                                ") before the timeout");
       }
-      throw CommError(ErrorCode::Timeout, describePeer(leftRank, left) + " never connected to this rank (rank " +
-                                              std::to_string(rank_) + ") before the timeout");
     }
-    if (!links.right.valid() && !dial && now >= nextDial) startDial();
+    int wait = msUntil(deadline, 100);
+    for (Want& w : wants) {
+      if (w.dial && !w.slot->valid() && !w.hs) {
+        if (now >= w.nextTry) startDial(w);
+        else wait = std::min(wait, msUntil(w.nextTry, 100));
+      }
+    }
 
     std::vector<pollfd> fds;
     fds.push_back({listener.fd(), POLLIN, 0});
-    if (dial) fds.push_back({dial->sock.fd(), static_cast<short>(dial->stage == 0 || dial->wantsWrite() ? POLLOUT : POLLIN), 0});
+    for (Want& w : wants) {
+      if (!w.hs) continue;
+      fds.push_back({w.hs->sock.fd(), static_cast<short>(w.hs->stage == 0 || w.hs->wantsWrite() ? POLLOUT : POLLIN), 0});
+    }
     for (auto& h : incoming) fds.push_back({h->sock.fd(), static_cast<short>(h->wantsWrite() ? POLLOUT | POLLIN : POLLIN), 0});
-    int wait = msUntil(deadline, 100);
-    if (!dial && !links.right.valid()) wait = std::min(wait, msUntil(nextDial, 100));
     int rc = ::poll(fds.data(), fds.size(), wait);
     if (rc < 0 && errno != EINTR) throw CommError(ErrorCode::Internal, std::string("poll: ") + std::strerror(errno));
     if (rc <= 0) {
@@ -189,60 +229,63 @@ RingLinks RingConnector::establish(Socket& listener, int64_t deadline, const std
       }
     }
 
-    // Our outgoing handshake to the right neighbour.
-    if (dial) {
+    // Our outgoing handshakes.
+    for (Want& w : wants) {
+      if (!w.hs) continue;
+      Handshake& d = *w.hs;
+      const PeerAddress& to = peers_.at(static_cast<size_t>(w.peer));
       pollfd& p = fds[idx++];
       std::string why;
       bool ok = true;
-      if (dial->stage == 0) {
+      if (d.stage == 0) {
         if (p.revents & (POLLOUT | POLLERR | POLLHUP)) {
-          int e = socketError(dial->sock.fd());
+          int e = socketError(d.sock.fd());
           if (e != 0) {
             ok = false;
             why = std::strerror(e);
           } else {
-            tuneSocket(dial->sock.fd(), socketBuffer_);
+            tuneSocket(d.sock.fd(), socketBuffer_);
             uint8_t buf[wire::Hello::kSize];
-            dial->hello.encode(buf);
-            dial->queue(buf, sizeof buf);
-            dial->expect(wire::Challenge::kSize);
-            dial->stage = 1;
+            d.hello.encode(buf);
+            d.queue(buf, sizeof buf);
+            d.expect(wire::Challenge::kSize);
+            d.stage = 1;
           }
         }
       } else {
-        ok = pump(*dial, p.revents, &why);
+        ok = pump(d, p.revents, &why);
       }
-      if (ok && dial->inputReady()) {
-        if (dial->stage == 1) {
+      if (ok && d.inputReady()) {
+        if (d.stage == 1) {
           wire::Challenge c;
-          if (!c.decode(dial->in)) {
-            throw CommError(ErrorCode::Auth, describePeer(rightRank, right) + " answered with something that is not ringtrain: is another program listening there?");
+          if (!c.decode(d.in)) {
+            throw CommError(ErrorCode::Auth, describePeer(w.peer, to) + " answered with something that is not ringtrain: is another program listening there?");
           }
-          wire::Challenge expected = makeChallenge(token_, dial->hello, c.nonce, 'A');
+          wire::Challenge expected = makeChallenge(token_, d.hello, c.nonce, 'A');
           if (!digestEqual(expected.mac, c.mac, wire::kMacBytes)) {
-            throw CommError(ErrorCode::Auth, describePeer(rightRank, right) +
+            throw CommError(ErrorCode::Auth, describePeer(w.peer, to) +
                                                  " could not prove it knows the job token (RINGTRAIN_TOKEN differs, or another job listens there)");
           }
-          wire::Challenge proof = makeChallenge(token_, dial->hello, c.nonce, 'C');
-          dial->queue(proof.mac, wire::kProofSize);
-          dial->expect(wire::kAckSize);
-          dial->stage = 2;
-        } else if (dial->stage == 2) {
-          auto status = static_cast<wire::AckStatus>(wire::get32(dial->in));
+          wire::Challenge proof = makeChallenge(token_, d.hello, c.nonce, 'C');
+          d.queue(proof.mac, wire::kProofSize);
+          d.expect(wire::kAckSize);
+          d.stage = 2;
+        } else if (d.stage == 2) {
+          auto status = static_cast<wire::AckStatus>(wire::get32(d.in));
           if (status == wire::AckStatus::AuthFailed) {
-            throw CommError(ErrorCode::Auth, describePeer(rightRank, right) + " rejected this rank's proof of the job token: RINGTRAIN_TOKEN differs between ranks");
+            throw CommError(ErrorCode::Auth, describePeer(w.peer, to) + " rejected this rank's proof of the job token: RINGTRAIN_TOKEN differs between ranks");
           }
           if (status != wire::AckStatus::Ok) {
-            throw CommError(ErrorCode::Peer, describePeer(rightRank, right) + " refused the connection (it expected a different rank or job size)");
+            throw CommError(ErrorCode::Peer, describePeer(w.peer, to) + " refused the connection (it expected a different rank or job size)");
           }
-          links.right = std::move(dial->sock);
-          dial.reset();
+          *w.slot = std::move(d.sock);
+          w.hs.reset();
         }
       }
       if (!ok) {
-        lastDialError = why;
-        dial.reset();
-        nextDial = nowMs() + 100;  // peer not listening yet, or refused: retry until the deadline
+        w.lastError = why;
+        w.hs.reset();
+        w.nextTry = nowMs() + 100;  // peer not listening yet, or refused: retry until the deadline
       }
     }
 
@@ -262,9 +305,14 @@ RingLinks RingConnector::establish(Socket& listener, int64_t deadline, const std
         continue;
       }
       if (h->stage == 3 && !h->wantsWrite()) {
-        // Ack flushed: the left link is ours.
-        links.left = std::move(h->sock);
-        tuneSocket(links.left.fd(), socketBuffer_);
+        // Ack flushed: the link is ours.
+        for (Want& w : wants) {
+          if (!w.dial && w.peer == static_cast<int>(h->hello.fromRank) && w.channel == h->hello.channel && !w.slot->valid()) {
+            *w.slot = std::move(h->sock);
+            tuneSocket(w.slot->fd(), socketBuffer_);
+            break;
+          }
+        }
         h.reset();
         continue;
       }
@@ -292,11 +340,14 @@ RingLinks RingConnector::establish(Socket& listener, int64_t deadline, const std
           h.reset();
           continue;
         }
-        bool expectedPeer = static_cast<int>(h->hello.fromRank) == leftRank && static_cast<int>(h->hello.toRank) == rank_ &&
-                            static_cast<int>(h->hello.size) == size_ && h->hello.channel == 0 && !links.left.valid();
+        bool expectedPeer = false;
+        for (const Want& w : wants) {
+          if (!w.dial && w.peer == static_cast<int>(h->hello.fromRank) && w.channel == h->hello.channel && !w.slot->valid()) expectedPeer = true;
+        }
+        expectedPeer = expectedPeer && static_cast<int>(h->hello.toRank) == rank_ && static_cast<int>(h->hello.size) == size_;
         if (!expectedPeer) {
           log_("rank " + std::to_string(rank_) + " refused an authenticated connection from " + h->remote + " claiming rank " +
-               std::to_string(h->hello.fromRank) + " of " + std::to_string(h->hello.size));
+               std::to_string(h->hello.fromRank) + " of " + std::to_string(h->hello.size) + " on channel " + std::to_string(h->hello.channel));
           wire::put32(ack, static_cast<uint32_t>(wire::AckStatus::Unexpected));
           ::send(h->sock.fd(), ack, sizeof ack, MSG_NOSIGNAL | MSG_DONTWAIT);
           h.reset();

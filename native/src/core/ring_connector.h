@@ -1,4 +1,5 @@
-// Forms the ring: connects to the right neighbour and accepts the left one, each side proving it
+// Forms the links: connects to the right neighbour and accepts the left one (the ring), plus the
+// direct links of the small-message algorithm, each side proving it
 // knows the job token (HMAC challenge-response). Strangers, garbage and slow handshakes on the
 // listener are dropped and logged without disturbing the job.
 #pragma once
@@ -21,7 +22,13 @@ struct PeerAddress {
 struct RingLinks {
   Socket right;  // we connected: data goes out here, control messages come back
   Socket left;   // we accepted: data comes in here, control messages go back
+  // Direct links of the small-message algorithm, indexed by peer rank (invalid where none).
+  std::vector<Socket> partners;
 };
+
+// Peers of `rank` in recursive doubling over the largest power of two p <= size; ranks >= p
+// fold into rank - p first. These pairs get direct links besides the ring.
+std::vector<int> doublingPartners(int rank, int size);
 
 using Logger = std::function<void(const std::string&)>;
 

@@ -93,7 +93,9 @@ enum class AckStatus : uint32_t { Ok = 0, AuthFailed = 1, Unexpected = 2 };
 constexpr size_t kProofSize = kMacBytes;
 constexpr size_t kAckSize = 4;
 
-enum class CollectiveKind : uint8_t { Allreduce = 1, Broadcast = 2, Allgather = 3, Barrier = 4, Goodbye = 5 };
+// Goodbye and Abort are not collectives: they end the forward stream (Abort's `count` is the length
+// of the text that follows, `root` the rank that detected the failure).
+enum class CollectiveKind : uint8_t { Allreduce = 1, Broadcast = 2, Allgather = 3, Barrier = 4, Goodbye = 5, Abort = 6 };
 
 inline const char* kindName(CollectiveKind k) {
   switch (k) {
@@ -102,6 +104,7 @@ inline const char* kindName(CollectiveKind k) {
     case CollectiveKind::Allgather: return "allgather";
     case CollectiveKind::Barrier: return "barrier";
     case CollectiveKind::Goodbye: return "close";
+    case CollectiveKind::Abort: return "abort";
   }
   return "unknown";
 }
