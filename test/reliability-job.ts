@@ -23,6 +23,18 @@ export interface RankRun {
   json: Record<string, unknown> | undefined;
   /** Killed by the harness because it outlived killAfterMs: a hang. */
   hung: boolean;
+  /** Each stderr chunk with the Date.now() it arrived at. */
+  stderrChunks: { at: number; text: string }[];
+}
+
+/** When a line matching `pattern` first appeared on the rank's stderr (Date.now()), if it did. */
+export function stderrLineAt(run: RankRun, pattern: RegExp): number | undefined {
+  let seen = '';
+  for (const c of run.stderrChunks) {
+    seen += c.text;
+    if (seen.split('\n').some((l) => pattern.test(l))) return c.at;
+  }
+  return undefined;
 }
 
 export interface JobOptions {
@@ -72,6 +84,7 @@ export async function startJob(o: JobOptions): Promise<Job> {
       signal: null,
       json: undefined,
       hung: false,
+      stderrChunks: [],
     };
     ranks.push(run);
     let markReady!: () => void;
@@ -109,7 +122,10 @@ export async function startJob(o: JobOptions): Promise<Job> {
               markReady();
             }
           });
-          child.stderr!.setEncoding('utf8').on('data', (d: string) => (run.stderr += d));
+          child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+            run.stderr += d;
+            run.stderrChunks.push({ at: Date.now(), text: d });
+          });
           const timer = setTimeout(() => {
             run.hung = true;
             child.kill('SIGKILL');
