@@ -78,7 +78,7 @@ export class RingCommunicator implements Communicator {
       return result;
     } catch (e) {
       const err = fromNativeError(e);
-      if (err.code !== 'ERR_RINGTRAIN_ARGUMENT') this.failed = true;
+      if (err.code !== 'ERR_RINGTRAIN_ARGUMENT' && err.code !== 'ERR_RINGTRAIN_NO_GPU') this.failed = true;
       throw err;
     }
   }
@@ -105,6 +105,20 @@ export class RingCommunicator implements Communicator {
     }
     this.observer?.({ kind: 'allreduce', dtype, bytes: view.byteLength, op, timing });
     return view;
+  }
+
+  async allreduceDevice(ptr: bigint, count: number, dtype: Dtype, op: ReduceOp = 'sum'): Promise<void> {
+    this.checkOpen('allreduceDevice');
+    if (!Number.isSafeInteger(count) || count < 0) throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: count must be an integer >= 0, got ${count}`);
+    if (!(dtype in DTYPE_CODES)) throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: unknown dtype '${String(dtype)}'`);
+    const reduce = this.reduceOp({ op });
+    let p: Promise<NativeTiming>;
+    try {
+      p = this.nativeComm.allreduceDevice(ptr, count, DTYPE_CODES[dtype], OP_CODES[reduce]);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+    await this.track(p, 'allreduceDevice', dtype, count, undefined, reduce);
   }
 
   async broadcast<T extends CollectiveView>(view: T, root = 0, options?: { dtype?: Dtype }): Promise<T> {

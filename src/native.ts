@@ -49,6 +49,7 @@ export interface NativeCommunicator {
   connect(peers: readonly NativePeer[]): Promise<void>;
   allreduce(view: NativeView, dtype: number, op: number): Promise<NativeTiming>;
   allreduceSync(view: NativeView, dtype: number, op: number): NativeTiming;
+  allreduceDevice(ptr: bigint, count: number, dtype: number, op: number): Promise<NativeTiming>;
   broadcast(view: NativeView, dtype: number, root: number): Promise<NativeTiming>;
   allgather(src: NativeView, dst: NativeView, dtype: number): Promise<NativeTiming>;
   barrier(): Promise<NativeTiming>;
@@ -91,8 +92,17 @@ export interface NativeCudaInfo {
   description?: string;
 }
 
+export interface NativeDeviceBuffer {
+  readonly ptr: bigint;
+  readonly byteLength: number;
+  upload(view: ArrayBufferView): void;
+  download<T extends ArrayBufferView>(view: T): T;
+  free(): void;
+}
+
 interface NativeBinding {
   NativeCommunicator: new (options: NativeCommunicatorOptions) => NativeCommunicator;
+  NativeDeviceBuffer: new (byteLength: number) => NativeDeviceBuffer;
   buildInfo: NativeBuildInfo;
   /** Queries the CUDA driver on each call; never throws. Older builds lack it: test with typeof. */
   cudaInfo?: () => NativeCudaInfo;

@@ -45,6 +45,11 @@ export interface Communicator {
   allreduce<T extends CollectiveView>(view: T, options?: ReduceOptions): Promise<T>;
   /** As `allreduce`, but blocks the calling thread until done (for synchronous hooks such as tfjs' applyGradients). */
   allreduceSync<T extends CollectiveView>(view: T, options?: ReduceOptions): T;
+  /**
+   * All-reduce of `count` elements in GPU memory at `ptr` (e.g. a DeviceBuffer's ptr), in place.
+   * Chunks are staged through pinned host memory and pipelined with the ring transfer.
+   */
+  allreduceDevice(ptr: bigint, count: number, dtype: Dtype, op?: ReduceOp): Promise<void>;
   /** Copies `root`'s `view` into every rank's `view`. */
   broadcast<T extends CollectiveView>(view: T, root?: number, options?: { dtype?: Dtype }): Promise<T>;
   /** Returns a new array of `size * view.length` elements: every rank's view in rank order. */

@@ -4,6 +4,7 @@
 
 #include "addon_state.h"
 #include "communicator_binding.h"
+#include "device_binding.h"
 
 namespace ringtrain {
 namespace {
@@ -37,6 +38,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonState>(state);  // deleted by Node after the cleanup hooks ran
   env.AddCleanupHook(cleanup, state);
   CommunicatorBinding::Init(env, exports, state);
+  DeviceBufferBinding::Init(env, exports);
   exports.Set("buildInfo", buildInfo(env));
   return exports;
 }

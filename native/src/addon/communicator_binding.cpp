@@ -1,5 +1,7 @@
 #include "communicator_binding.h"
 
+#include "device_binding.h"
+
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -76,6 +78,7 @@ void CommunicatorBinding::Init(Napi::Env env, Napi::Object exports, AddonState* 
                                        InstanceMethod<&CommunicatorBinding::Connect>("connect"),
                                        InstanceMethod<&CommunicatorBinding::Allreduce>("allreduce"),
                                        InstanceMethod<&CommunicatorBinding::AllreduceSync>("allreduceSync"),
+                                       InstanceMethod<&CommunicatorBinding::AllreduceDevice>("allreduceDevice"),
                                        InstanceMethod<&CommunicatorBinding::Broadcast>("broadcast"),
                                        InstanceMethod<&CommunicatorBinding::Allgather>("allgather"),
                                        InstanceMethod<&CommunicatorBinding::Barrier>("barrier"),
@@ -221,6 +224,26 @@ Napi::Value CommunicatorBinding::Allreduce(const Napi::CallbackInfo& info) {
   auto* c = new JsCompletion(env);
   c->keep.push_back(Napi::Persistent(info[0]));
   return submitAsync(env, std::move(op), c);
+}
+
+Napi::Value CommunicatorBinding::AllreduceDevice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBigInt()) throwArg(env, "allreduceDevice needs a device pointer (bigint)");
+  bool lossless = false;
+  uint64_t ptr = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+  if (!lossless || ptr == 0) throwArg(env, "allreduceDevice: not a device pointer");
+  if (info.Length() < 2 || !info[1].IsNumber() || info[1].As<Napi::Number>().DoubleValue() < 0) throwArg(env, "count must be a number >= 0");
+  Dtype dtype = dtypeArg(info, 2);
+  int opCode = intArg(info, 3, "op");
+  if (!validOp(opCode)) throwArg(env, "unknown op code " + std::to_string(opCode));
+  requireGpu(env);  // a missing GPU is the caller's error, not a failure of the ring
+  auto op = std::make_unique<Operation>();
+  op->kind = OpKind::AllreduceDevice;
+  op->devicePtr = ptr;
+  op->count = static_cast<size_t>(info[1].As<Napi::Number>().DoubleValue());
+  op->dtype = dtype;
+  op->op = static_cast<ReduceOp>(opCode);
+  return submitAsync(env, std::move(op), new JsCompletion(env));
 }
 
 Napi::Value CommunicatorBinding::AllreduceSync(const Napi::CallbackInfo& info) {

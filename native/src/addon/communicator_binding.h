@@ -31,6 +31,7 @@ class CommunicatorBinding : public Napi::ObjectWrap<CommunicatorBinding> {
   Napi::Value Connect(const Napi::CallbackInfo& info);
   Napi::Value Allreduce(const Napi::CallbackInfo& info);
   Napi::Value AllreduceSync(const Napi::CallbackInfo& info);
+  Napi::Value AllreduceDevice(const Napi::CallbackInfo& info);
   Napi::Value Broadcast(const Napi::CallbackInfo& info);
   Napi::Value Allgather(const Napi::CallbackInfo& info);
   Napi::Value Barrier(const Napi::CallbackInfo& info);

@@ -149,6 +149,10 @@ void Communicator::execute(Operation& op) {
     op.seq = ++seq_;
     switch (op.kind) {
       case OpKind::Allreduce: ring_->allreduce(op.data, op.count, op.dtype, op.op, op.seq, &op.phases); break;
+      case OpKind::AllreduceDevice:
+        if (!device_) device_ = std::make_unique<DeviceAllreduce>();
+        device_->run(*ring_, op.devicePtr, op.count, op.dtype, op.op, op.seq);
+        break;
       case OpKind::Broadcast: ring_->broadcast(op.data, op.count, op.dtype, op.root, op.seq); break;
       case OpKind::Allgather: ring_->allgather(op.src, op.data, op.count, op.dtype, op.seq); break;
       case OpKind::Barrier: ring_->barrier(op.seq); break;
@@ -220,6 +224,7 @@ void Communicator::workerMain() {
   }
   ring_.reset();
   listener_.reset();
+  device_.reset();
   for (auto& op : rest) {
     if (op->kind == OpKind::Close) {
       op->done(*op, nullptr);

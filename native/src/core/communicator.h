@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "comm_error.h"
+#include "device_allreduce.h"
 #include "dtype.h"
 #include "ring.h"
 #include "ring_connector.h"
@@ -40,7 +41,7 @@ struct CommunicatorOptions {
   Logger log;  // default: stderr
 };
 
-enum class OpKind { Connect, Allreduce, Broadcast, Allgather, Barrier, Close };
+enum class OpKind { Connect, Allreduce, AllreduceDevice, Broadcast, Allgather, Barrier, Close };
 
 struct Operation {
   OpKind kind = OpKind::Barrier;
@@ -50,6 +51,7 @@ struct Operation {
   Dtype dtype = Dtype::Float32;
   ReduceOp op = ReduceOp::Sum;
   int root = 0;
+  uint64_t devicePtr = 0;          // AllreduceDevice: GPU memory
   std::vector<PeerAddress> peers;  // connect
   // Filled by the worker, for timelines (microseconds on the steady clock).
   uint64_t seq = 0;
@@ -89,6 +91,7 @@ class Communicator {
   int wakeFd_ = -1;
   int cancelFd_ = -1;
   std::unique_ptr<Ring> ring_;
+  std::unique_ptr<DeviceAllreduce> device_;  // first device all-reduce creates it
   uint64_t seq_ = 0;
 
   std::mutex mu_;

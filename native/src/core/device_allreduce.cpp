@@ -1,0 +1,56 @@
+#include "device_allreduce.h"
+
+#include <algorithm>
+
+#include "comm_error.h"
+#include "device_api.h"
+
+namespace ringtrain {
+namespace {
+
+constexpr size_t kChunkBytes = size_t{8} << 20;
+constexpr int kSlots = 3;  // one downloading, one on the ring, one uploading
+
+}  // namespace
+
+DeviceAllreduce::DeviceAllreduce() = default;
+DeviceAllreduce::~DeviceAllreduce() = default;
+
+void DeviceAllreduce::run(Ring& ring, uint64_t devicePtr, size_t count, Dtype dtype, ReduceOp op, uint64_t seq) {
+  try {
+    const int device = cuda::pointer_device(devicePtr);
+    if (!stager_ || device != device_) {
+      cuda::DeviceStager::Options o;
+      o.slot_bytes = kChunkBytes;
+      o.slots = kSlots;
+      o.device = device;
+      stager_ = std::make_unique<cuda::DeviceStager>(o);
+      device_ = device;
+    }
+    const auto cdt = static_cast<cuda::Dtype>(dtype);  // same numbering (checked in device_api.h)
+    const size_t elem = dtypeSize(dtype);
+    const size_t per = kChunkBytes / elem;
+    const size_t chunks = count == 0 ? 1 : (count + per - 1) / per;
+    auto first = [&](size_t k) { return k * per; };
+    auto len = [&](size_t k) { return std::min(per, count - std::min(count, k * per)); };
+    stager_->start_download(0, devicePtr, len(0), cdt);
+    for (size_t k = 0; k < chunks; ++k) {
+      const int slot = static_cast<int>(k % kSlots);
+      stager_->wait(slot);
+      if (k + 1 < chunks) {
+        const int next = static_cast<int>((k + 1) % kSlots);
+        stager_->wait(next);  // its upload from three chunks ago must be done before refilling it
+        stager_->start_download(next, devicePtr + (first(k + 1)) * elem, len(k + 1), cdt);
+      }
+      // Every rank cuts the buffer the same way, so chunk k meets chunk k on every rank.
+      ring.allreduce(stager_->host_slot(slot), len(k), dtype, op, seq);
+      stager_->start_upload(slot, devicePtr + first(k) * elem, len(k), cdt);
+    }
+    stager_->synchronize();
+  } catch (const cuda::CudaError& e) {
+    throw CommError(e.kind() == cuda::CudaError::Kind::Timeout ? ErrorCode::Timeout : ErrorCode::Argument,
+                    std::string("device all-reduce: ") + e.what());
+  }
+}
+
+}  // namespace ringtrain
