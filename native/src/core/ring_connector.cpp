@@ -300,7 +300,8 @@ RingLinks RingConnector::establish(Socket& listener, int64_t deadline, const std
         continue;
       }
       if (!pump(*h, revents, &why)) {
-        if (h->stage > 0) log_("rank " + std::to_string(rank_) + " dropped a connection from " + h->remote + ": " + why);
+        // A stranger that sent nothing (a port probe) is dropped quietly; one that sent bytes is logged.
+        if (h->stage > 0 || h->have > 0) log_("rank " + std::to_string(rank_) + " dropped a connection from " + h->remote + ": " + why);
         h.reset();
         continue;
       }
