@@ -280,7 +280,7 @@ Napi::Value CommunicatorBinding::AllreduceSync(const Napi::CallbackInfo& info) {
     wait->done = true;
     wait->cv.notify_all();
   };
-  core_->submit(std::move(op));
+  if (!core_->tryRunInline(*op)) core_->submit(std::move(op));
   {
     // No deadline here on purpose: the worker bounds every step of every queued operation by the
     // communicator timeout, so this wait always ends.

@@ -25,6 +25,9 @@ void logToStderr(const std::string& line) {
   (void)ignored;
 }
 
+// How often an idle worker checks on its neighbours (heartbeats go out at most every second).
+constexpr int kIdleTickMs = 20;
+
 void drainEventFd(int fd) {
   uint64_t v;
   ssize_t ignored = ::read(fd, &v, sizeof v);
@@ -177,41 +180,59 @@ void Communicator::execute(Operation& op) {
   }
 }
 
+bool Communicator::tryRunInline(Operation& op) {
+  std::unique_lock<std::mutex> ring(ringMu_, std::try_to_lock);
+  if (!ring.owns_lock()) return false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // The worker pops only while holding ringMu_, so an empty queue here means nothing submitted
+    // earlier is still waiting to run: running now keeps submission order.
+    if (!queue_.empty() || closeRequested_ || workerDone_) return false;
+  }
+  op.submittedUs = steadyMicros();
+  execute(op);
+  return true;
+}
+
 void Communicator::workerMain() {
   for (;;) {
-    std::unique_ptr<Operation> op;
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!queue_.empty()) {
-        op = std::move(queue_.front());
-        queue_.pop_front();
-      }
-    }
-    if (op) {
-      bool isClose = op->kind == OpKind::Close;
-      execute(*op);
-      op.reset();
-      if (isClose) break;
-      continue;
-    }
-    if (cancelled_.load()) break;
-    bool woke = false;
-    if (ring_ && !failure_) {
-      try {
-        woke = ring_->idle(wakeFd_, 1000);
-      } catch (const CommError& e) {
-        if (!cancelled_.load()) {
-          failWith(e);
-          o_.log("rank " + std::to_string(o_.rank) + ": " + failure_->what() + " (the next collective on this rank will fail)");
+      std::unique_lock<std::mutex> ring(ringMu_);
+      std::unique_ptr<Operation> op;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!queue_.empty()) {
+          op = std::move(queue_.front());
+          queue_.pop_front();
         }
       }
-    } else {
-      pollfd fds[2] = {{wakeFd_, POLLIN, 0}, {cancelFd_, POLLIN, 0}};
-      ::poll(fds, 2, 1000);
-      woke = fds[0].revents & POLLIN;
+      if (op) {
+        bool isClose = op->kind == OpKind::Close;
+        execute(*op);
+        op.reset();
+        if (isClose) break;
+        continue;
+      }
+      if (cancelled_.load()) break;
+      // A non-blocking health pass: heartbeats, aborts, departed neighbours.
+      if (ring_ && !failure_) {
+        try {
+          ring_->idle(-1, 0);
+        } catch (const CommError& e) {
+          if (!cancelled_.load()) {
+            failWith(e);
+            o_.log("rank " + std::to_string(o_.rank) + ": " + failure_->what() + " (the next collective on this rank will fail)");
+          }
+        }
+      }
     }
-    if (woke) drainEventFd(wakeFd_);
+    // Sleep without holding the ring, so a synchronous call can run on its own thread meanwhile
+    // (no hand-off to this thread and back: that is most of a small all-reduce's latency).
+    pollfd fds[2] = {{wakeFd_, POLLIN, 0}, {cancelFd_, POLLIN, 0}};
+    ::poll(fds, 2, kIdleTickMs);
+    if (fds[0].revents & POLLIN) drainEventFd(wakeFd_);
   }
+  std::lock_guard<std::mutex> ring(ringMu_);
   // Cancelled while idle and healthy (e.g. the process exits without close()): say goodbye, so the
   // neighbours see a clean departure rather than a crash.
   if (ring_ && !failure_ && cancelled_.load()) ring_->goodbyeAndClose();

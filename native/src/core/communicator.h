@@ -74,6 +74,9 @@ class Communicator {
 
   // Thread-safe. Operations after a Close, or after a failure, complete at once with an error.
   void submit(std::unique_ptr<Operation> op);
+  // Runs `op` on the calling thread when nothing submitted earlier is pending and the worker is
+  // not using the ring; returns false (op untouched) otherwise. For synchronous calls.
+  bool tryRunInline(Operation& op);
   // Stops now: the running operation and all queued ones fail; joins the worker. Idempotent.
   void cancel();
   // Joins the worker after a Close operation completed. Idempotent.
@@ -94,6 +97,7 @@ class Communicator {
   std::unique_ptr<DeviceAllreduce> device_;  // first device all-reduce creates it
   uint64_t seq_ = 0;
 
+  std::mutex ringMu_;  // whoever runs an operation or a health pass holds it: the ring has one user at a time
   std::mutex mu_;
   std::deque<std::unique_ptr<Operation>> queue_;
   bool closeRequested_ = false;  // guarded by mu_

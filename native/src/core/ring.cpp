@@ -663,6 +663,7 @@ bool Ring::idle(int wakeFd, int ms) {
   const std::string during = "between collectives (after #" + std::to_string(lastSeq_) + ")";
   for (;;) {
     if (o_.size == 1 || closed()) {
+      if (ms == 0) return false;
       pollfd w[2] = {{wakeFd, POLLIN, 0}, {cancelFd_, POLLIN, 0}};
       int rc = ::poll(w, 2, msUntil(deadline, 1000));
       if (rc > 0 && (w[0].revents & POLLIN)) return true;
@@ -675,7 +676,7 @@ bool Ring::idle(int wakeFd, int ms) {
     fds[1] = {cancelFd_, POLLIN, 0};
     fds[2] = {rightEof_ ? -1 : links_.right.fd(), POLLIN, 0};
     fds[3] = {leftSaidGoodbye_ ? -1 : links_.left.fd(), static_cast<short>(POLLRDHUP | (ctlOut_.empty() ? 0 : POLLOUT)), 0};
-    int wait = std::max(1, std::min(msUntil(deadline, 1000), msUntil(nextHeartbeat_, 1000)));
+    int wait = ms == 0 ? 0 : std::max(1, std::min(msUntil(deadline, 1000), msUntil(nextHeartbeat_, 1000)));
     int rc = ::poll(fds, 4, wait);
     if (rc < 0 && errno != EINTR) throw CommError(ErrorCode::Internal, std::string("poll: ") + std::strerror(errno));
     if (fds[1].revents & POLLIN) return false;
@@ -709,7 +710,7 @@ bool Ring::idle(int wakeFd, int ms) {
     maybeHeartbeat();
     checkLiveness(during);
     if (fds[0].revents & POLLIN) return true;
-    if (nowMs() >= deadline) return false;
+    if (ms == 0 || nowMs() >= deadline) return false;
   }
 }
 

@@ -50,7 +50,8 @@ class Ring {
   void barrier(uint64_t seq);
 
   // Between collectives: waits up to `ms` for `wakeFd` (returns true when readable) while keeping
-  // heartbeats going and watching for a dead or departed neighbour (throws CommError).
+  // heartbeats going and watching for a dead or departed neighbour (throws CommError). With
+  // ms == 0 it makes one pass without blocking (wakeFd may then be -1).
   bool idle(int wakeFd, int ms);
 
   // Announces a failure leftwards round the ring (unless it arrived that way) and lingers briefly so
