@@ -6,6 +6,10 @@
 
 #include "half_float.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace ringtrain {
 namespace {
 
@@ -100,6 +104,28 @@ void divide16(uint16_t* data, size_t n, int divisor) {
   for (size_t i = 0; i < n; ++i) data[i] = Store(Load(data[i]) / d);
 }
 
+#if defined(__x86_64__)
+// float16 sum/prod with the F16C conversions (8 lanes at a time): the scalar path converts in
+// software and is several times slower. Chosen at run time, so shipped binaries still run on CPUs
+// without F16C. Both round to nearest even, so results are identical bit for bit.
+template <bool Mul>
+__attribute__((target("avx,f16c"))) void reduceHalfF16C(uint16_t* __restrict dst, const uint16_t* __restrict src, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 a = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(dst + i)));
+    __m256 b = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+    __m256 r = Mul ? _mm256_mul_ps(a, b) : _mm256_add_ps(a, b);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_cvtps_ph(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  for (; i < n; ++i) dst[i] = floatToHalf(Mul ? halfToFloat(dst[i]) * halfToFloat(src[i]) : halfToFloat(dst[i]) + halfToFloat(src[i]));
+}
+
+bool haveF16C() {
+  static const bool yes = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  return yes;
+}
+#endif
+
 }  // namespace
 
 void reduceInto(Dtype dtype, ReduceOp op, void* dst, const void* src, size_t count) {
@@ -111,6 +137,12 @@ void reduceInto(Dtype dtype, ReduceOp op, void* dst, const void* src, size_t cou
     case Dtype::Uint8: return reduceTyped(op, static_cast<uint8_t*>(dst), static_cast<const uint8_t*>(src), count);
     case Dtype::Int64: return reduceTyped(op, static_cast<int64_t*>(dst), static_cast<const int64_t*>(src), count);
     case Dtype::Float16:
+#if defined(__x86_64__)
+      if ((op == ReduceOp::Sum || op == ReduceOp::Avg || op == ReduceOp::Prod) && haveF16C()) {
+        if (op == ReduceOp::Prod) return reduceHalfF16C<true>(static_cast<uint16_t*>(dst), static_cast<const uint16_t*>(src), count);
+        return reduceHalfF16C<false>(static_cast<uint16_t*>(dst), static_cast<const uint16_t*>(src), count);
+      }
+#endif
       return reduce16<halfToFloat, floatToHalf>(op, static_cast<uint16_t*>(dst), static_cast<const uint16_t*>(src), count);
     case Dtype::BFloat16:
       return reduce16<bf16ToFloat, floatToBf16>(op, static_cast<uint16_t*>(dst), static_cast<const uint16_t*>(src), count);

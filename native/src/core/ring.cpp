@@ -21,6 +21,7 @@ constexpr int kDataGraceMs = 2000;
 // How long a failing rank waits for a better explanation (an abort from the right) before blaming
 // the neighbour whose connection broke, and lingers so its own abort overtakes the close.
 constexpr int kAbortGraceMs = 1000;
+constexpr size_t kMinSegmentBytes = 16 << 10;
 
 int64_t nowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -166,7 +167,12 @@ void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, G
   }
   const size_t S = steps.size();
   const size_t elem = dtypeSize(dtype);
-  const size_t seg = o_.segmentBytes;
+  // At least ~4 segments a chunk, so a rank forwards the first part of a chunk while the rest is
+  // still arriving and the links never idle at step boundaries; capped by the configured segment.
+  size_t largest = 0;
+  for (const Step& st : steps) largest = std::max(largest, st.recvBytes);
+  size_t seg = std::min(o_.segmentBytes, std::max<size_t>(kMinSegmentBytes, largest / 4));
+  seg -= seg % 8;
   uint8_t hdrOut[wire::CollectiveHeader::kSize];
   header.encode(hdrOut);
   size_t hdrOutOff = 0;
