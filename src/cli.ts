@@ -88,6 +88,7 @@ function parser(args: string[]) {
     .option('timeout', { type: 'number', describe: 'Collective timeout given to the ranks, in seconds' })
     .option('x', { type: 'string', array: true, default: [] as string[], describe: 'Export NAME=VALUE (or NAME from here) to every rank (repeatable)' })
     .option('output-dir', { type: 'string', describe: 'Also write each rank\'s output to DIR/rank.<N>.log' })
+    .option('timeline', { type: 'string', describe: 'Record a Chrome-trace timeline of every collective (and the tfjs hook phases) to FILE' })
     .option('tag-output', { type: 'boolean', default: true, describe: 'Prefix each output line with [rank] (--no-tag-output: raw lines)' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Say what the launcher does' })
     .conflicts('hosts', 'H')
@@ -310,6 +311,7 @@ async function main(): Promise<number> {
     timeoutS: positiveNumber(argv.timeout, '--timeout'),
     exportEnv: parseExports(argv.x.map(String)),
     outputDir: argv['output-dir'],
+    timeline: argv.timeline,
     tagOutput: argv['tag-output'],
     verbose: argv.verbose,
   };

@@ -9,7 +9,7 @@ export { RingCommunicator, dtypeOf } from './communicator.js';
 export { RingtrainError, type RingtrainErrorCode } from './errors.js';
 export { resolveContract, type RankContract } from './contract.js';
 export { RendezvousServer, RendezvousClient, type JoinInfo, type RendezvousServerOptions } from './rendezvous.js';
-export { Timeline, mergeTimelines, rankTimelinePath } from './timeline.js';
+export { Timeline, mergeTimelines, monotonicMicros, rankTimelinePath, timelineEnabled, traceSpan } from './timeline.js';
 export { loadNative, type NativeBuildInfo, type NativeCudaInfo } from './native.js';
 export { DeviceBuffer, cudaInfo } from './device.js';
 export type { Communicator, CollectiveView, Dtype, InitOptions, PeerInfo, ReduceOp, ReduceOptions } from './types.js';

@@ -46,7 +46,8 @@ export class Timeline {
   static fromEnv(env: NodeJS.ProcessEnv, rank: number): Timeline | undefined {
     const file = env.RINGTRAIN_TIMELINE;
     if (!file) return undefined;
-    return new Timeline(rankTimelinePath(file, rank), rank);
+    active = new Timeline(rankTimelinePath(file, rank), rank);
+    return active;
   }
 
   /** A span of the caller's own (e.g. the tfjs hook's gradient download), on thread row 1. */
@@ -81,6 +82,21 @@ export class Timeline {
     fs.mkdirSync(path.dirname(path.resolve(this.file)), { recursive: true });
     fs.writeFileSync(this.file, JSON.stringify({ traceEvents: this.events, displayTimeUnit: 'ms' }));
   }
+}
+
+let active: Timeline | undefined;
+
+/** True when this process records a timeline (so callers can skip measuring when it does not). */
+export function timelineEnabled(): boolean {
+  return active !== undefined;
+}
+
+/**
+ * Records a span of the caller's own work (e.g. the tfjs hook's gradient download) on this rank's
+ * timeline, when one is being recorded; otherwise does nothing. Times from monotonicMicros().
+ */
+export function traceSpan(name: string, startUs: number, endUs: number, args?: Record<string, string | number>): void {
+  active?.span(name, startUs, endUs, args);
 }
 
 /** Merges per-rank timeline files into one trace (the launcher does this for --timeline). */

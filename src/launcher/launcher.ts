@@ -4,10 +4,11 @@
  * A Launcher lives for one `run()`.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatHostPort } from '../address.js';
+import { mergeTimelines, rankTimelinePath } from '../timeline.js';
 import { formatHost, type HostEntry } from './hostfile.js';
 import { isLocalHost } from './local-addresses.js';
 import { RankProcess, type RankExit } from './rank-process.js';
@@ -33,6 +34,8 @@ export interface LaunchOptions {
   /** -x NAME=VALUE pairs. */
   exportEnv: readonly (readonly [string, string])[];
   outputDir: string | undefined;
+  /** Chrome-trace file: every rank records its collectives, merged here after the job. */
+  timeline?: string | undefined;
   tagOutput: boolean;
   verbose: boolean;
   /** Where rank output and launcher messages go; default the process's stdout and stderr. */
@@ -182,6 +185,7 @@ export class Launcher {
       await server.close();
     }
 
+    if (o.timeline !== undefined) this.mergeTimeline(path.resolve(o.cwd, o.timeline), size);
     const hostCount = hosts.length;
     const wall = seconds(Date.now() - this.startedAt);
     if (this.failure) {
@@ -191,6 +195,17 @@ export class Launcher {
     }
     this.say(`${size} rank(s) on ${hostCount} host(s) finished in ${wall}`);
     return 0;
+  }
+
+  /** Merges the per-rank trace files this machine can see (remote ranks write theirs on their host, at the same path). */
+  private mergeTimeline(file: string, size: number): void {
+    const parts = Array.from({ length: size }, (_, r) => rankTimelinePath(file, r)).filter((f) => existsSync(f));
+    if (parts.length === 0) {
+      this.say(`no timeline was written (did the ranks call init()?)`);
+      return;
+    }
+    mergeTimelines(parts, file);
+    this.say(`timeline of ${parts.length} rank(s) written to ${file} (open it in https://ui.perfetto.dev or chrome://tracing)`);
   }
 
   private rankEnv(p: RankPlacement, size: number, addr: string): [string, string][] {
@@ -213,6 +228,7 @@ export class Launcher {
     if (o.networkInterface !== undefined) env.push(['RINGTRAIN_IFACE', o.networkInterface]);
     if (o.timeoutS !== undefined) env.push(['RINGTRAIN_TIMEOUT_MS', String(Math.round(o.timeoutS * 1000))]);
     if (o.portRange !== undefined) env.push(['RINGTRAIN_PORT_RANGE', `${o.portRange[0]}-${o.portRange[1]}`]);
+    if (o.timeline !== undefined) env.push(['RINGTRAIN_TIMELINE', path.resolve(o.cwd, o.timeline)]);
     return env;
   }
 

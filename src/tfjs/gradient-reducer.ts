@@ -18,6 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { RingtrainError } from '../errors.js';
+import { monotonicMicros, timelineEnabled, traceSpan } from '../timeline.js';
 import type { Communicator } from '../types.js';
 import { narrowToFloat16, widenFromFloat16 } from './float16.js';
 import { agreeSync, hash32, type RankSummary } from './rank-agreement.js';
@@ -109,6 +110,7 @@ export class GradientReducer {
     const reduceOptions = compress ? { op: this.options.op, dtype: 'float16' as const } : { op: this.options.op };
     const lastBucket = buckets.length - 1;
     const hosts: Float32Array[] = [];
+    const tracing = timelineEnabled();
     try {
       // Pipeline. The native worker runs collectives strictly in submission order on its own
       // thread, so every chunk but the last is submitted asynchronously and the JS thread gathers
@@ -123,7 +125,9 @@ export class GradientReducer {
           host = bucket.host ??= new Float32Array(bucket.elements);
         } else {
           const t0 = performance.now();
+          const u0 = tracing ? monotonicMicros() : 0;
           host = this.gatherDevice(bucket, grads); // one download per bucket
+          if (tracing) traceSpan('gradient download', u0, monotonicMicros(), { bucket: b, elements: bucket.elements });
           this.stats.gatherMs += performance.now() - t0;
         }
         hosts.push(host);
@@ -132,6 +136,7 @@ export class GradientReducer {
         for (let c = 0; c <= lastChunk; c++) {
           const [start, end] = bucket.chunks[c]!;
           const t0 = performance.now();
+          const u0 = tracing ? monotonicMicros() : 0;
           if (cpu) this.gatherHost(bucket, grads, start, end);
           let view: Float32Array | Uint16Array = host.subarray(start, end);
           if (compress) {
@@ -140,6 +145,7 @@ export class GradientReducer {
             view = wire;
           }
           const t1 = performance.now();
+          if (tracing) traceSpan(compress ? 'fusion copy + fp16' : 'fusion copy', u0, monotonicMicros(), { bucket: b, chunk: c });
           this.stats.gatherMs += t1 - t0;
           this.stats.bytes += view.byteLength;
           this.stats.collectives++;
@@ -152,12 +158,14 @@ export class GradientReducer {
         }
       }
       const t2 = performance.now();
+      const u2 = tracing ? monotonicMicros() : 0;
       buckets.forEach((bucket, b) => {
         const host = hosts[b]!;
         if (compress) widenFromFloat16(bucket.wire!, host);
         if (cpu) this.scatterHost(bucket, host, out);
         else this.scatterDevice(bucket, host, out);
       });
+      if (tracing) traceSpan(cpu ? 'copy out' : 'gradient upload', u2, monotonicMicros(), { buckets: buckets.length });
       this.stats.scatterMs += performance.now() - t2;
     } catch (e) {
       tf.dispose(out.filter((t): t is tf.Tensor => t !== null));
