@@ -10,7 +10,7 @@
 #
 # Environment:
 #   FUZZ_SECONDS    seconds per target (default 20)
-#   FUZZ_JOBS       targets run at once (default 2)
+#   FUZZ_JOBS       targets run at once (default 3: all; the handshake target mostly waits on sockets)
 #   FUZZ_BUILD_DIR  build folder (default build/fuzz); the growing corpus lives in $FUZZ_BUILD_DIR/corpus,
 #                   crash inputs in $FUZZ_BUILD_DIR/artifacts, logs in $FUZZ_BUILD_DIR/logs
 #
@@ -22,7 +22,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 SECONDS_EACH=${FUZZ_SECONDS:-20}
-JOBS=${FUZZ_JOBS:-2}
+JOBS=${FUZZ_JOBS:-3}
 BUILD=${FUZZ_BUILD_DIR:-build/fuzz}
 ALL_TARGETS=(fuzz_control_parser fuzz_wire_decode fuzz_handshake)
 TARGETS=("$@")
