@@ -3,6 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { CSV_HEADER, averageBusbw, formatBenchHeader, formatBenchRow, formatCsvRow, runBench, type BenchOptions } from './bench.js';
+import { cudaInfo } from './device.js';
 import { init } from './init.js';
 import { parseSize } from './sizes.js';
 import type { Dtype, ReduceOp } from './types.js';
@@ -23,8 +24,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('d', { alias: 'datatype', choices: DTYPES, default: 'float32' as Dtype, describe: 'element type' })
     .option('o', { alias: 'op', choices: OPS, default: 'sum' as ReduceOp, describe: 'reduction' })
     .option('mode', { choices: ['sync', 'async'] as const, default: 'sync' as const, describe: 'blocking calls, or awaited promises' })
+    .option('device', { choices: ['cpu', 'cuda'] as const, default: 'cpu' as const, describe: 'buffers in host memory, or on the GPU (CUDA build + GPU)' })
     .option('csv', { type: 'boolean', default: false, describe: `print CSV (${CSV_HEADER})` })
     .example('$0 -b 8 -e 128M -f 2', 'sweep 8 B .. 128 MiB, doubling')
+    .example('$0 --device cuda -b 1M -e 256M', 'buffers in GPU memory (one GPU per rank: CUDA_VISIBLE_DEVICES)')
     .example('RINGTRAIN_RANK=0 RINGTRAIN_SIZE=2 RINGTRAIN_ADDR=127.0.0.1:29500 $0 --csv', 'rank 0 of 2, CSV for compare.py')
     .strict()
     .wrap(null)
@@ -41,11 +44,17 @@ export async function main(argv: string[]): Promise<number> {
     dtype: args.d,
     op: args.o,
     mode: args.mode,
+    device: args.device,
   };
   if (o.minBytes > o.maxBytes) throw new Error(`-b ${args.b} is larger than -e ${args.e}`);
   if (!(o.stepFactor >= 1)) throw new Error(`-f must be >= 1, got ${args.f}`);
   if (!Number.isInteger(o.iters) || o.iters < 1) throw new Error(`-n must be a positive integer, got ${args.n}`);
 
+  if (o.device === 'cuda') {
+    const info = cudaInfo();
+    if (!info?.builtWithCuda) throw new Error('--device cuda needs an addon built with CUDA (see `ringtrain info`)');
+    if (info.unavailableReason) throw new Error(`--device cuda: ${info.unavailableReason}`);
+  }
   const comm = await init();
   const lead = comm.rank === 0;
   if (lead) console.log(args.csv ? CSV_HEADER : formatBenchHeader(comm.size, o));

@@ -3,6 +3,7 @@
  * busbw = algbw * 2(n-1)/n, the per-link load a perfect ring puts on the wire.
  */
 import { dtypeOf } from './communicator.js';
+import { DeviceBuffer } from './device.js';
 import type { CollectiveView, Communicator, Dtype, ReduceOp } from './types.js';
 
 export interface BenchOptions {
@@ -16,6 +17,8 @@ export interface BenchOptions {
   op: ReduceOp;
   /** 'sync': each call blocks until done (like MPI_Allreduce); 'async': await one promise at a time. */
   mode: 'sync' | 'async';
+  /** Where the buffers live: host memory, or GPU memory (allreduceDevice; needs a CUDA build and a GPU). */
+  device: 'cpu' | 'cuda';
 }
 
 export interface BenchRow {
@@ -92,18 +95,26 @@ export async function runBench(comm: Communicator, o: BenchOptions, onRow?: (row
   const elem = ELEMENT_BYTES[o.dtype];
   const rows: BenchRow[] = [];
   const n = comm.size;
+  let device: DeviceBuffer | undefined;
   const reduce = async (view: CollectiveView): Promise<void> => {
-    if (o.mode === 'sync') comm.allreduceSync(view, { op: o.op, dtype: o.dtype });
+    if (device) await comm.allreduceDevice(device.ptr, view.length, o.dtype, o.op);
+    else if (o.mode === 'sync') comm.allreduceSync(view, { op: o.op, dtype: o.dtype });
     else await comm.allreduce(view, { op: o.op, dtype: o.dtype });
   };
   for (const requested of sizesToRun(o)) {
     const count = Math.max(0, Math.floor(requested / elem));
     const view = makeView(o.dtype, count);
     dtypeOf(view, o.dtype);
+    if (o.device === 'cuda') {
+      device?.free();
+      device = new DeviceBuffer(Math.max(1, count * elem));
+    }
     let errors = 0;
     if (o.check) {
       fill(view, o.dtype, o.op, comm.rank);
+      device?.upload(view);
       await reduce(view);
+      device?.download(view);
       errors = countWrong(view, o.dtype, o.op, n);
     }
     for (let i = 0; i < o.warmup; i++) await reduce(view);
@@ -131,12 +142,13 @@ export async function runBench(comm: Communicator, o: BenchOptions, onRow?: (row
     rows.push(row);
     onRow?.(row);
   }
+  device?.free();
   return rows;
 }
 
 export function formatBenchHeader(size: number, o: BenchOptions): string {
   return [
-    `# ringtrain-bench: ${size} rank(s), ${o.dtype} ${o.op}, ${o.iters} iters, ${o.warmup} warm-up, ${o.mode} calls, check ${o.check ? 'on' : 'off'}`,
+    `# ringtrain-bench: ${size} rank(s), ${o.dtype} ${o.op}, ${o.iters} iters, ${o.warmup} warm-up, ${o.device === 'cuda' ? 'GPU buffers' : `${o.mode} calls`}, check ${o.check ? 'on' : 'off'}`,
     `#${'size'.padStart(11)}${'count'.padStart(12)}${'type'.padStart(10)}${'redop'.padStart(7)}${'time(us)'.padStart(12)}${'algbw(GB/s)'.padStart(13)}${'busbw(GB/s)'.padStart(13)}${'#wrong'.padStart(8)}`,
   ].join('\n');
 }
