@@ -13,6 +13,8 @@ import { RingtrainError } from './errors.js';
 import type { PeerInfo } from './types.js';
 
 const MAX_LINE = 64 * 1024;
+/** A connection must send a valid join this soon after connecting, or it is dropped. */
+const HANDSHAKE_MS = 5000;
 const PROTOCOL = 'ringtrain-rdv/1';
 
 export interface JoinInfo extends PeerInfo {
@@ -41,12 +43,13 @@ function lineReader(socket: net.Socket, onLine: (line: string) => void, onError:
   socket.on('data', (chunk: string) => {
     buffered += chunk;
     let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
+    // A handler may drop the connection: then the rest of the burst is not looked at.
+    while (!socket.destroyed && (nl = buffered.indexOf('\n')) >= 0) {
       const line = buffered.slice(0, nl);
       buffered = buffered.slice(nl + 1);
       onLine(line);
     }
-    if (buffered.length > MAX_LINE) onError(new Error(`line longer than ${MAX_LINE} bytes`));
+    if (!socket.destroyed && buffered.length > MAX_LINE) onError(new Error(`line longer than ${MAX_LINE} bytes`));
   });
 }
 
@@ -121,7 +124,6 @@ export class RendezvousServer {
       reject = rej;
     });
     const server = net.createServer();
-    server.maxConnections = Math.max(64, options.size * 4);
     await new Promise<void>((res, rej) => {
       server.once('error', rej);
       server.listen({ host: options.host, port: options.port, exclusive: true }, () => {
@@ -144,8 +146,24 @@ export class RendezvousServer {
       socket.destroy();
       return;
     }
+    // Bounded: when full, the oldest connection that has not joined makes room (idle strangers
+    // cannot lock the ranks out), and each one gets HANDSHAKE_MS to join.
+    if (this.sockets.size >= Math.max(64, this.options.size * 4)) {
+      const joinedSockets = new Set([...this.joined.values()].map((j) => j.socket));
+      const oldest = [...this.sockets].find((x) => !joinedSockets.has(x));
+      if (oldest) this.reject(oldest, 'too many connections: dropping the oldest one that has not joined');
+      else {
+        socket.destroy();
+        return;
+      }
+    }
     this.sockets.add(socket);
+    const handshakeTimer = setTimeout(() => {
+      if (![...this.joined.values()].some((j) => j.socket === socket)) this.reject(socket, `did not join within ${HANDSHAKE_MS / 1000}s`);
+    }, HANDSHAKE_MS);
+    handshakeTimer.unref();
     socket.on('close', () => {
+      clearTimeout(handshakeTimer);
       this.sockets.delete(socket);
       for (const [rank, entry] of this.joined) {
         if (entry.socket === socket && !this.settled) this.joined.delete(rank); // may rejoin
@@ -376,11 +394,19 @@ export class RendezvousClient {
     try {
       const r = await Promise.race([this.lines.next(), timeout]);
       if (r.done) throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: rendezvous at ${this.where} closed the connection while waiting for ${what}`);
-      const msg = parseObject(r.value);
+      let msg: Record<string, unknown>;
+      try {
+        msg = parseObject(r.value);
+      } catch {
+        throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: rendezvous at ${this.where} sent something that is not a ringtrain message (waiting for ${what}): is another program listening there?`);
+      }
       if (msg.t === 'error') {
         throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: rendezvous at ${this.where} refused: ${String(msg.message)}`);
       }
       return msg;
+    } catch (e) {
+      if (e instanceof RingtrainError) throw e;
+      throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: rendezvous at ${this.where}: ${(e as Error).message} (waiting for ${what})`);
     } finally {
       clearTimeout(timer);
     }

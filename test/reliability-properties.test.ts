@@ -413,12 +413,7 @@ describe('rendezvous client against a hostile server: properties', () => {
     });
   }
 
-  // KNOWN BUG (src/rendezvous.ts, RendezvousClient.read / lines): a reply that is not JSON escapes
-  // as a bare SyntaxError, and an over-long line as a plain Error, so init() rejects without a
-  // ringtrain code or a word about the rendezvous. Fix: wrap parseObject's failure and the line
-  // reader's error in RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: rendezvous at ${where}
-  // sent ... (is another program listening there?)`). Remove `.fails` then.
-  it.fails('KNOWN BUG: garbage or an over-long line from the server is reported as a RingtrainError naming the rendezvous', async () => {
+  it('garbage or an over-long line from the server is reported as a RingtrainError naming the rendezvous', async () => {
     for (const behave of [garbage, hugeLine]) {
       const outcome = await joinHostile(behave);
       expect(outcome.error).toBeInstanceOf(RingtrainError);

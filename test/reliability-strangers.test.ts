@@ -257,11 +257,9 @@ describe('strangers on the rendezvous port while the job forms', () => {
     console.log(`rendezvous strangers: ${lines.length} rejections logged by rank 0, one of each kind:\n  ${oneOfEachReason(lines).join('\n  ')}`);
   }, 90_000);
 
-  // KNOWN BUG (src/rendezvous.ts, lineReader): after a connection is rejected, the lines already
-  // buffered from the same chunk are still dispatched, each logged as another rejection ("unexpected
-  // data after join"): one 60 KiB burst of newlines from one stranger prints ~60,000 log lines.
-  // Fix: in lineReader's loop, `if (socket.destroyed) return;` before onLine. Remove `.fails` then.
-  it.fails('KNOWN BUG: a burst of lines from one stranger is logged once, not once per line', async () => {
+  // Once a connection is rejected, the rest of its burst is not dispatched (each line would be
+  // logged as another rejection).
+  it('a burst of lines from one stranger is logged once, not once per line', async () => {
     const reasons: string[] = [];
     const server = await RendezvousServer.listen({ host: '127.0.0.1', port: 0, size: 2, token: TOKEN, timeoutMs: 10_000, onReject: (_, why) => reasons.push(why) });
     try {
@@ -272,12 +270,9 @@ describe('strangers on the rendezvous port while the job forms', () => {
     }
   });
 
-  // KNOWN BUG (src/rendezvous.ts): connections that never send a join are kept until the rendezvous
-  // ends, and server.maxConnections (max(64, 4 x size)) then refuses the ranks themselves: 64 idle
-  // TCP connections (a port scanner, a slowloris) stop a job from forming. Fix: give unjoined
-  // connections a deadline (socket.setTimeout(5000) until the join is accepted, like the ring
-  // listener's 5 s), and when full, drop the oldest unjoined connection instead of the new one.
-  it.fails('KNOWN BUG: 64 idle strangers on the rendezvous port do not lock the ranks out', async () => {
+  // Unjoined connections have a deadline and, when the server is full, the oldest unjoined one
+  // makes room: idle connections (a port scanner, a slowloris) cannot stop a job from forming.
+  it('64 idle strangers on the rendezvous port do not lock the ranks out', async () => {
     const server = await RendezvousServer.listen({ host: '127.0.0.1', port: 0, size: 2, token: TOKEN, timeoutMs: 15_000 });
     const idle = await Promise.all(Array.from({ length: 64 }, () => connect(server.port)));
     try {

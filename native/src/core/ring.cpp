@@ -306,7 +306,9 @@ void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, G
         } else {
           break;
         }
-        if (n < 0) failPeerGone(left_, "during " + call + (err ? std::string(" (") + std::strerror(err) + ")" : std::string()));
+        // If the right neighbour already vanished abruptly, the left closing is most likely the
+        // echo of that failure coming round the ring: name the first one.
+        if (n < 0) failPeerGone(rightAbrupt_ ? right_ : left_, "during " + call + (err ? std::string(" (") + std::strerror(err) + ")" : std::string()));
         if (n == 0) break;
         lastProgress = nowMs();
         if (!(!hdrOk || rStep < S)) break;
@@ -348,17 +350,22 @@ bool Ring::forwardPayloadIsEmpty(const wire::CollectiveHeader& h) const {
          h.count * dtypeSize(static_cast<Dtype>(h.dtype)) <= o_.smallBytes;
 }
 
-void Ring::readForwardAbort(const wire::CollectiveHeader& h) {
-  // The left neighbour failed at a collective boundary and says why; the text follows the header.
-  std::string text(std::min<uint64_t>(h.count, wire::kMaxControlPayload), '\0');
-  size_t have = 0;
+void Ring::readForwardAbort(const wire::CollectiveHeader& h) { readAbortFrame(links_.left.fd(), left_, h, std::string()); }
+
+void Ring::readAbortFrame(int fd, int from, const wire::CollectiveHeader& h, std::string text) {
+  // A neighbour or partner failed at a frame boundary and says why; the text follows the header
+  // (`text` holds what was already read of it).
+  const size_t want = std::min<uint64_t>(h.count, wire::kMaxControlPayload);
+  if (text.size() > want) text.resize(want);
+  size_t have = text.size();
+  text.resize(want);
   const int64_t until = nowMs() + 1000;
   while (have < text.size() && nowMs() < until) {
     int err = 0;
-    long n = recvSome(links_.left.fd(), text.data() + have, text.size() - have, &err);
+    long n = recvSome(fd, text.data() + have, text.size() - have, &err);
     if (n < 0) break;
     if (n == 0) {
-      pollfd p = {links_.left.fd(), POLLIN, 0};
+      pollfd p = {fd, POLLIN, 0};
       ::poll(&p, 1, msUntil(until, 100));
     }
     have += static_cast<size_t>(std::max(0L, n));
@@ -367,7 +374,7 @@ void Ring::readForwardAbort(const wire::CollectiveHeader& h) {
   if (!abortArrived_) {
     abortArrived_ = true;
     abortOrigin_ = h.root;
-    abortText_ = text.empty() ? names_[left_] + " failed" : text;
+    abortText_ = text.empty() ? names_[from] + " failed" : text;
   }
   throw CommError(ErrorCode::Peer, abortText_);
 }
@@ -447,6 +454,7 @@ void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string
   smallIn_.resize(doRecv ? H + recvLen : 0);
   size_t outOff = 0, inHave = 0;
   bool headerChecked = !doRecv;
+  partnerMidFrame_ = -1;
   const int64_t start = callStartMs_;
   int64_t lastProgress = start;
   bool first = true;
@@ -460,6 +468,7 @@ void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string
         outOff += static_cast<size_t>(n);
         lastProgress = nowMs();
       }
+      partnerMidFrame_ = outOff > 0 && outOff < smallOut_.size() ? peer : -1;
     }
     while (inHave < smallIn_.size()) {
       int err = 0;
@@ -471,6 +480,9 @@ void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string
       if (!headerChecked && inHave >= H) {
         wire::CollectiveHeader theirs;
         if (!theirs.decode(smallIn_.data())) throw CommError(ErrorCode::Peer, names_[peer] + " sent a corrupt collective header during " + call);
+        if (theirs.kind == wire::CollectiveKind::Abort) {
+          readAbortFrame(fd, peer, theirs, std::string(reinterpret_cast<const char*>(smallIn_.data()) + H, inHave - H));
+        }
         if (theirs.kind == wire::CollectiveKind::Goodbye) {
           throw CommError(ErrorCode::Mismatch, names_[peer] + " closed its communicator while rank " + std::to_string(o_.rank) + " is in " +
                                                    call + ": the ranks issued different numbers of collectives");
@@ -760,9 +772,10 @@ CommError Ring::abortAndClose(const CommError& error, bool receivedFromRight) {
       // The left neighbour is gone too; the ranks beyond it learn through their own links.
     }
   }
-  // Rightwards too, when the forward stream sits at a frame boundary: the ranks the leftward chain
-  // cannot reach (past a rank that is already gone) learn the reason this way.
-  if (!fwdMidFrame_ && links_.right.valid() && !rightEof_) {
+  // Rightwards too, and to the direct partners, on every stream that sits at a frame boundary: the
+  // ranks the leftward chain cannot reach (past a rank that is already gone), or that wait on a
+  // partner rather than a neighbour, learn the reason this way.
+  {
     wire::CollectiveHeader ah;
     ah.kind = wire::CollectiveKind::Abort;
     ah.root = origin;
@@ -772,7 +785,10 @@ CommError Ring::abortAndClose(const CommError& error, bool receivedFromRight) {
     ah.encode(frame.data());
     std::memcpy(frame.data() + wire::CollectiveHeader::kSize, text.data(), ah.count);
     int err = 0;
-    sendSome(links_.right.fd(), frame.data(), frame.size(), &err);
+    if (!fwdMidFrame_ && links_.right.valid() && !rightEof_) sendSome(links_.right.fd(), frame.data(), frame.size(), &err);
+    for (size_t q = 0; q < links_.partners.size(); ++q) {
+      if (links_.partners[q].valid() && static_cast<int>(q) != partnerMidFrame_) sendSome(links_.partners[q].fd(), frame.data(), frame.size(), &err);
+    }
   }
   drainAndClose(nowMs() + (receivedFromRight ? 200 : kAbortGraceMs), !receivedFromRight);
   return CommError(receivedFromRight ? ErrorCode::Peer : code, text);
@@ -800,6 +816,15 @@ void Ring::drainAndClose(int64_t until, bool waitForOwnAbort) {
       if (recvSome(links_.left.fd(), sink, sizeof sink, &err) < 0) break;
     }
     if (rightEof_ && !waitForOwnAbort) break;
+  }
+  // Partners: a FIN after whatever they sent is read, rather than a reset that could destroy an
+  // abort frame on its way to them.
+  for (Socket& p : links_.partners) {
+    if (!p.valid()) continue;
+    ::shutdown(p.fd(), SHUT_WR);
+    int err = 0;
+    for (int i = 0; i < 64 && recvSome(p.fd(), sink, sizeof sink, &err) > 0; ++i) {
+    }
   }
   links_.right.reset();
   links_.left.reset();

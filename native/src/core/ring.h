@@ -80,6 +80,7 @@ class Ring {
   std::string callName(const wire::CollectiveHeader& h) const;
   bool forwardPayloadIsEmpty(const wire::CollectiveHeader& h) const;
   [[noreturn]] void readForwardAbort(const wire::CollectiveHeader& h);
+  [[noreturn]] void readAbortFrame(int fd, int from, const wire::CollectiveHeader& h, std::string text);
   void pumpRingHeader(const wire::CollectiveHeader& h, const std::string& call);
   void finishRingHeader(const wire::CollectiveHeader& h, const std::string& call);
   void smallAllreduce(const wire::CollectiveHeader& h, void* data, size_t count, Dtype dtype, ReduceOp op);
@@ -109,7 +110,8 @@ class Ring {
   uint8_t ringHdrIn_[wire::CollectiveHeader::kSize] = {};
   size_t ringHdrInHave_ = 0;
   int64_t callStartMs_ = 0;
-  bool fwdMidFrame_ = false;  // the forward stream is inside a frame: nothing else may be written
+  bool fwdMidFrame_ = false;
+  int partnerMidFrame_ = -1;  // partner whose link is inside a message we are sending  // the forward stream is inside a frame: nothing else may be written
 
   ControlParser ctlParser_;  // bytes from the right neighbour
   int64_t lastHeardRight_ = 0;
