@@ -71,10 +71,10 @@ export class RingCommunicator implements Communicator {
     return op;
   }
 
-  private async track<T>(promise: Promise<NativeTiming>, kind: string, dtype: Dtype, bytes: number, result: T, op?: ReduceOp): Promise<T> {
+  private async track<T>(promise: Promise<NativeTiming | undefined>, kind: string, dtype: Dtype, bytes: number, result: T, op?: ReduceOp): Promise<T> {
     try {
       const timing = await promise;
-      this.observer?.({ kind, dtype, bytes, op, timing });
+      if (timing) this.observer?.({ kind, dtype, bytes, op, timing });
       return result;
     } catch (e) {
       const err = fromNativeError(e);
@@ -95,7 +95,7 @@ export class RingCommunicator implements Communicator {
     this.checkOpen('allreduceSync');
     const dtype = dtypeOf(view, options?.dtype);
     const op = this.reduceOp(options);
-    let timing: NativeTiming;
+    let timing: NativeTiming | undefined;
     try {
       timing = this.nativeComm.allreduceSync(view as NativeView, DTYPE_CODES[dtype], OP_CODES[op]);
     } catch (e) {
@@ -103,7 +103,7 @@ export class RingCommunicator implements Communicator {
       if (err.code !== 'ERR_RINGTRAIN_ARGUMENT') this.failed = true;
       throw err;
     }
-    this.observer?.({ kind: 'allreduce', dtype, bytes: view.byteLength, op, timing });
+    if (timing) this.observer?.({ kind: 'allreduce', dtype, bytes: view.byteLength, op, timing });
     return view;
   }
 
@@ -112,7 +112,7 @@ export class RingCommunicator implements Communicator {
     if (!Number.isSafeInteger(count) || count < 0) throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: count must be an integer >= 0, got ${count}`);
     if (!(dtype in DTYPE_CODES)) throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: unknown dtype '${String(dtype)}'`);
     const reduce = this.reduceOp({ op });
-    let p: Promise<NativeTiming>;
+    let p: Promise<NativeTiming | undefined>;
     try {
       p = this.nativeComm.allreduceDevice(ptr, count, DTYPE_CODES[dtype], OP_CODES[reduce]);
     } catch (e) {

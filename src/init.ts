@@ -59,7 +59,15 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
   const hostname = os.hostname();
 
   if (c.size === 1) {
-    const nativeComm = new binding.NativeCommunicator({ rank: 0, size: 1, token: c.token, timeoutMs: c.timeoutMs, stallWarningMs: c.stallWarningMs, bindHost: '' });
+    const nativeComm = new binding.NativeCommunicator({
+      rank: 0,
+      size: 1,
+      token: c.token,
+      timeoutMs: c.timeoutMs,
+      stallWarningMs: c.stallWarningMs,
+      bindHost: '',
+      timing: timeline !== undefined,
+    });
     await nativeComm.connect([]);
     const peers = [{ rank: 0, host: '127.0.0.1', port: 0, hostname, localRank: 0, pid: process.pid }];
     const comm = new RingCommunicator(nativeComm, { rank: 0, size: 1, localRank: 0, localSize: 1, peers }, observer);
@@ -82,6 +90,7 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
         segmentBytes: c.segmentBytes,
         smallBytes: c.smallBytes,
         bindHost: advertise,
+        timing: timeline !== undefined,
         portMin: c.portRange?.[0] ?? 0,
         portMax: c.portRange?.[1] ?? 0,
       });

@@ -32,6 +32,8 @@ export interface NativeCommunicatorOptions {
   socketBuffer?: number;
   /** Numeric address to listen on. */
   bindHost: string;
+  /** Resolve operations with their NativeTiming (for the timeline); otherwise with undefined. */
+  timing?: boolean;
   portMin?: number;
   portMax?: number;
 }
@@ -47,12 +49,12 @@ export type NativeView = ArrayBufferView & { readonly length: number };
 export interface NativeCommunicator {
   readonly port: number;
   connect(peers: readonly NativePeer[]): Promise<void>;
-  allreduce(view: NativeView, dtype: number, op: number): Promise<NativeTiming>;
-  allreduceSync(view: NativeView, dtype: number, op: number): NativeTiming;
-  allreduceDevice(ptr: bigint, count: number, dtype: number, op: number): Promise<NativeTiming>;
-  broadcast(view: NativeView, dtype: number, root: number): Promise<NativeTiming>;
-  allgather(src: NativeView, dst: NativeView, dtype: number): Promise<NativeTiming>;
-  barrier(): Promise<NativeTiming>;
+  allreduce(view: NativeView, dtype: number, op: number): Promise<NativeTiming | undefined>;
+  allreduceSync(view: NativeView, dtype: number, op: number): NativeTiming | undefined;
+  allreduceDevice(ptr: bigint, count: number, dtype: number, op: number): Promise<NativeTiming | undefined>;
+  broadcast(view: NativeView, dtype: number, root: number): Promise<NativeTiming | undefined>;
+  allgather(src: NativeView, dst: NativeView, dtype: number): Promise<NativeTiming | undefined>;
+  barrier(): Promise<NativeTiming | undefined>;
   close(): Promise<void>;
 }
 

@@ -111,6 +111,7 @@ CommunicatorBinding::CommunicatorBinding(const Napi::CallbackInfo& info) : Napi:
   opts.smallBytes = static_cast<size_t>(num("smallBytes", 64 << 10));
   opts.socketBuffer = static_cast<int>(num("socketBuffer", 0));
   opts.bindHost = str("bindHost");
+  timing_ = o.Get("timing").ToBoolean().Value();
   opts.portMin = static_cast<int>(num("portMin", 0));
   opts.portMax = static_cast<int>(num("portMax", 0));
   try {
@@ -152,7 +153,8 @@ void CommunicatorBinding::settle(Napi::Env env, JsCompletion* c) {
   } else if (c->connect) {
     c->deferred.Resolve(env.Undefined());
   } else {
-    c->deferred.Resolve(timingObject(env, c->seq, c->submittedUs, c->startUs, c->headerUs, c->reduceScatterUs, c->endUs));
+    c->deferred.Resolve(timing_ ? timingObject(env, c->seq, c->submittedUs, c->startUs, c->headerUs, c->reduceScatterUs, c->endUs).As<Napi::Value>()
+                                : env.Undefined());
   }
   delete c;
   if (--pending_ == 0) {
@@ -288,6 +290,8 @@ Napi::Value CommunicatorBinding::AllreduceSync(const Napi::CallbackInfo& info) {
     wait->cv.wait(lock, [&] { return wait->done; });
   }
   if (wait->error) throw makeError(env, *wait->error);
+  // Building the timing object costs about as much as a small exchange: only when someone records.
+  if (!timing_) return env.Undefined();
   return timingObject(env, wait->seq, wait->submitted, wait->start, wait->header, wait->rs, wait->end);
 }
 

@@ -44,6 +44,7 @@ class CommunicatorBinding : public Napi::ObjectWrap<CommunicatorBinding> {
   bool tsfnLive_ = false;
   int pending_ = 0;
   bool closed_ = false;
+  bool timing_ = false;  // resolve operations with their timings (for the timeline)
   AddonState* state_ = nullptr;
 };
 

@@ -2,10 +2,12 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "clock.h"
@@ -47,6 +49,8 @@ Ring::Ring(RingOptions options, RingLinks links, int cancelFd)
   o_.segmentBytes = seg - seg % 8;  // whole elements of every dtype
   if (o_.size > 1) scratch_.resize(o_.segmentBytes);
   heartbeatMs_ = std::clamp(o_.timeoutMs / 4, 20, 1000);
+  spinUs_ = 50;
+  if (const char* spin = std::getenv("RINGTRAIN_SPIN_US")) spinUs_ = std::atoll(spin);
   hasPartners_ = o_.size > 1;
   for (int q : doublingPartners(o_.rank, o_.size)) {
     if (static_cast<size_t>(q) >= links_.partners.size() || !links_.partners[static_cast<size_t>(q)].valid()) hasPartners_ = false;
@@ -104,10 +108,11 @@ void Ring::maybeHeartbeat() {
   if (ctlOut_.empty()) sendControl(wire::ControlType::Heartbeat, static_cast<uint32_t>(o_.rank), "");
 }
 
-void Ring::checkLiveness(const std::string& during) {
+void Ring::checkLiveness(const std::string& call) {
   if (rightSaidGoodbye_ || rightEof_ || !links_.right.valid()) return;
   int64_t silent = nowMs() - lastHeardRight_;
   if (silent > o_.timeoutMs) {
+    const std::string during = call.rfind("between", 0) == 0 ? call : "during " + call;
     throw CommError(ErrorCode::Timeout, names_[right_] + " stopped responding: no heartbeat for " + seconds(silent) +
                                             " (process frozen, host down or network cut) " + during);
   }
@@ -320,7 +325,7 @@ void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, G
     maybeHeartbeat();
     const int64_t now = nowMs();
     if (lastProgress != before) continue;
-    checkLiveness("during " + call);
+    checkLiveness(call);
     const int64_t idleFor = now - lastProgress;
     if (!hdrOk && hdrSent) {
       if (!stallWarned && now - start >= o_.stallWarningMs) {
@@ -428,7 +433,7 @@ void Ring::finishRingHeader(const wire::CollectiveHeader& h, const std::string& 
       throwIfAborted();
     }
     maybeHeartbeat();
-    checkLiveness("during " + call);
+    checkLiveness(call);
     if (!stallWarned && nowMs() - start >= o_.stallWarningMs) {
       stallWarned = true;
       o_.log("stall: rank " + std::to_string(o_.rank) + " has waited " + seconds(nowMs() - start) + " in " + call + " for " + names_[left_] +
@@ -457,7 +462,7 @@ void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string
   partnerMidFrame_ = -1;
   const int64_t start = callStartMs_;
   int64_t lastProgress = start;
-  bool first = true;
+  const int64_t spinUntil = nowUs() + spinUs_;
   bool stallWarned = false;
   for (;;) {
     if (outOff < smallOut_.size()) {
@@ -496,9 +501,10 @@ void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string
     }
     pumpRingHeader(h, call);
     if (outOff == smallOut_.size() && inHave == smallIn_.size()) break;
-    if (first) {
-      // The first pass often completes a small exchange without sleeping; check the rest now.
-      first = false;
+    if (nowUs() < spinUntil) {
+      // Small exchanges usually complete within microseconds: retry while yielding the core
+      // instead of sleeping in poll(), whose wake-up costs more than the whole exchange.
+      sched_yield();
       continue;
     }
     pollfd fds[4];
@@ -514,7 +520,7 @@ void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string
       throwIfAborted();
     }
     maybeHeartbeat();
-    checkLiveness("during " + call);
+    checkLiveness(call);
     const int64_t idleFor = nowMs() - lastProgress;
     // Only the ring header tells for sure that a rank has not started the call (a partner that is
     // silent may itself be waiting for someone else), so stalls are blamed on the left neighbour.

@@ -92,7 +92,7 @@ class Ring {
   void flushControl();
   void maybeHeartbeat();
   [[noreturn]] void failPeerGone(int peer, const std::string& during);
-  void checkLiveness(const std::string& during);
+  void checkLiveness(const std::string& call);  // `call`, or a "between collectives ..." phrase
   void drainAndClose(int64_t until, bool waitForOwnAbort);
 
   RingOptions o_;
@@ -111,7 +111,8 @@ class Ring {
   size_t ringHdrInHave_ = 0;
   int64_t callStartMs_ = 0;
   bool fwdMidFrame_ = false;
-  int partnerMidFrame_ = -1;  // partner whose link is inside a message we are sending  // the forward stream is inside a frame: nothing else may be written
+  int partnerMidFrame_ = -1;
+  int64_t spinUs_ = 0;  // how long a small exchange retries (yielding) before it sleeps in poll()  // partner whose link is inside a message we are sending  // the forward stream is inside a frame: nothing else may be written
 
   ControlParser ctlParser_;  // bytes from the right neighbour
   int64_t lastHeardRight_ = 0;
