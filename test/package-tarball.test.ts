@@ -236,6 +236,8 @@ describe('the npm package', () => {
       /^prebuilds\/linux-x64\/[^/]+\.node$/,
       /^dist\/.+\.(js|d\.ts)$/,
       /^native\/src\/(core|addon)\/[^/]+\.(cpp|h)$/,
+      // The CPU-only build of the device API (the stub says "built without CUDA").
+      /^native\/cuda\/device_api(\.h|_common\.cpp|_stub\.cpp)$/,
     ];
     const unexpected = tarFiles.filter((f) => !allowed.some((re) => re.test(f)));
     expect(unexpected, `unexpected files in ${path.basename(tarball)}`).toEqual([]);

@@ -155,21 +155,28 @@ void Ring::throwIfAborted() {
   if (abortArrived_) throw CommError(ErrorCode::Peer, abortText_);
 }
 
-void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, Gate gate, Dtype dtype, ReduceOp op,
-               PhaseTimes* times, size_t phaseBoundaryStep) {
-  lastSeq_ = header.seq;
-  const std::string call = callName(header);
+std::string Ring::beginCall(const wire::CollectiveHeader& h) {
+  lastSeq_ = h.seq;
+  std::string call = callName(h);
   currentCall_ = call;
-  struct ClearCall {
-    std::string& s;
-    ~ClearCall() { s.clear(); }
-  } clearCall{currentCall_};
   if (!links_.right.valid() || !links_.left.valid()) throw CommError(ErrorCode::Closed, "the ring is closed; cannot run " + call);
   if (rightSaidGoodbye_ || leftSaidGoodbye_) {
     int who = rightSaidGoodbye_ ? right_ : left_;
     throw CommError(ErrorCode::Mismatch, names_[who] + " has already closed its communicator, so " + call +
                                              " cannot run: the ranks issued different numbers of collectives");
   }
+  return call;
+}
+
+void Ring::warnStall(const std::string& call, int64_t waitedMs) {
+  o_.log("stall: rank " + std::to_string(o_.rank) + " has waited " + seconds(waitedMs) + " in " + call + " for " + names_[left_] +
+         ", which has not started it (it is behind: busy, stalled, or it did not issue this call)");
+}
+
+void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, Gate gate, Dtype dtype, ReduceOp op,
+               PhaseTimes* times, size_t phaseBoundaryStep) {
+  CallScope scope{currentCall_};
+  const std::string call = beginCall(header);
   const size_t S = steps.size();
   const size_t elem = dtypeSize(dtype);
   // At least ~4 segments a chunk, so a rank forwards the first part of a chunk while the rest is
@@ -234,11 +241,12 @@ void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, G
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       pollControl();
       throwIfAborted();
-      // A neighbour that finished this call may close while we still receive; one that closes
-      // before taking all we must send never issued this call.
-      if (rightAbrupt_ && (!hdrSent || sStep < S)) {
-        failPeerGone(right_, "during " + call + (rightError_ ? std::string(" (") + std::strerror(rightError_) + ")" : std::string()));
-      }
+      // A neighbour whose connection ends without a goodbye crashed: the ring is broken even if we
+      // owe it nothing more, so fail now and announce it (waiting for our own data would only let
+      // ranks further on blame the echo). A neighbour that said goodbye after finishing this call
+      // may close while we still receive; one that closes before taking all we must send never
+      // issued this call.
+      if (rightAbrupt_) failPeerGone(right_, "during " + call + (rightError_ ? std::string(" (") + std::strerror(rightError_) + ")" : std::string()));
       if (rightSaidGoodbye_ && (!hdrSent || sStep < S)) {
         throw CommError(ErrorCode::Mismatch, names_[right_] + " closed its communicator while rank " + std::to_string(o_.rank) +
                                                  " is in " + call + ": the ranks issued different numbers of collectives");
@@ -330,8 +338,7 @@ void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, G
     if (!hdrOk && hdrSent) {
       if (!stallWarned && now - start >= o_.stallWarningMs) {
         stallWarned = true;
-        o_.log("stall: rank " + std::to_string(o_.rank) + " has waited " + seconds(now - start) + " in " + call + " for " + names_[left_] +
-               ", which has not started it (it is behind: busy, stalled, or it did not issue this call)");
+        warnStall(call, now - start);
       }
       if (idleFor > o_.timeoutMs) {
         throw CommError(ErrorCode::Timeout, names_[left_] + " did not start " + call + " within " + seconds(idleFor) +
@@ -431,13 +438,13 @@ void Ring::finishRingHeader(const wire::CollectiveHeader& h, const std::string& 
     if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
       pollControl();
       throwIfAborted();
+      if (rightAbrupt_) failPeerGone(right_, "during " + call);
     }
     maybeHeartbeat();
     checkLiveness(call);
     if (!stallWarned && nowMs() - start >= o_.stallWarningMs) {
       stallWarned = true;
-      o_.log("stall: rank " + std::to_string(o_.rank) + " has waited " + seconds(nowMs() - start) + " in " + call + " for " + names_[left_] +
-             ", which has not started it (it is behind: busy, stalled, or it did not issue this call)");
+      warnStall(call, nowMs() - start);
     }
     if (nowMs() - start > o_.timeoutMs) {
       throw CommError(ErrorCode::Timeout, names_[left_] + " did not start " + call + " within " + seconds(nowMs() - start) + " of rank " +
@@ -518,6 +525,7 @@ void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string
     if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
       pollControl();
       throwIfAborted();
+      if (rightAbrupt_) failPeerGone(right_, "during " + call);
     }
     maybeHeartbeat();
     checkLiveness(call);
@@ -527,8 +535,7 @@ void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string
     const bool leftStarted = ringHdrInHave_ == wire::CollectiveHeader::kSize;
     if (!leftStarted && !stallWarned && nowMs() - start >= o_.stallWarningMs) {
       stallWarned = true;
-      o_.log("stall: rank " + std::to_string(o_.rank) + " has waited " + seconds(nowMs() - start) + " in " + call + " for " + names_[left_] +
-             ", which has not started it (it is behind: busy, stalled, or it did not issue this call)");
+      warnStall(call, nowMs() - start);
     }
     if (!leftStarted && idleFor > o_.timeoutMs) {
       throw CommError(ErrorCode::Timeout, names_[left_] + " did not start " + call + " within " + seconds(idleFor) + " of rank " +
@@ -542,19 +549,8 @@ void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string
 }
 
 void Ring::smallAllreduce(const wire::CollectiveHeader& h, void* data, size_t count, Dtype dtype, ReduceOp op) {
-  lastSeq_ = h.seq;
-  const std::string call = callName(h);
-  currentCall_ = call;
-  struct ClearCall {
-    std::string& s;
-    ~ClearCall() { s.clear(); }
-  } clearCall{currentCall_};
-  if (!links_.right.valid() || !links_.left.valid()) throw CommError(ErrorCode::Closed, "the ring is closed; cannot run " + call);
-  if (rightSaidGoodbye_ || leftSaidGoodbye_) {
-    int who = rightSaidGoodbye_ ? right_ : left_;
-    throw CommError(ErrorCode::Mismatch, names_[who] + " has already closed its communicator, so " + call +
-                                             " cannot run: the ranks issued different numbers of collectives");
-  }
+  CallScope scope{currentCall_};
+  const std::string call = beginCall(h);
   // The ring neighbours also swap headers, so a rank that called a different kind of collective
   // (which would not use these links) is caught too.
   ringHdrOut_.resize(wire::CollectiveHeader::kSize);

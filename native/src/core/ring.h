@@ -78,6 +78,14 @@ class Ring {
   void run(const wire::CollectiveHeader& header, std::vector<Step>& steps, Gate gate, Dtype dtype, ReduceOp op,
            PhaseTimes* times, size_t phaseBoundaryStep);
   std::string callName(const wire::CollectiveHeader& h) const;
+  // Starts a collective: records it for messages, and refuses when a neighbour has left.
+  std::string beginCall(const wire::CollectiveHeader& h);
+  // Clears the current call's name when the collective ends, however it ends.
+  struct CallScope {
+    std::string& name;
+    ~CallScope() { name.clear(); }
+  };
+  void warnStall(const std::string& call, int64_t waitedMs);
   bool forwardPayloadIsEmpty(const wire::CollectiveHeader& h) const;
   [[noreturn]] void readForwardAbort(const wire::CollectiveHeader& h);
   [[noreturn]] void readAbortFrame(int fd, int from, const wire::CollectiveHeader& h, std::string text);
