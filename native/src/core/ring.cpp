@@ -50,6 +50,7 @@ Ring::Ring(RingOptions options, RingLinks links, int cancelFd)
   if (o_.size > 1) scratch_.resize(o_.segmentBytes);
   heartbeatMs_ = std::clamp(o_.timeoutMs / 4, 20, 1000);
   spinUs_ = 50;
+  if (const char* piece = std::getenv("RINGTRAIN_PIECE_BYTES")) pieceBytes_ = static_cast<size_t>(std::atoll(piece));
   if (const char* spin = std::getenv("RINGTRAIN_SPIN_US")) spinUs_ = std::atoll(spin);
   hasPartners_ = o_.size > 1;
   for (int q : doublingPartners(o_.rank, o_.size)) {
@@ -598,6 +599,15 @@ void Ring::allreduce(void* data, size_t count, Dtype dtype, ReduceOp op, uint64_
   const size_t elem = dtypeSize(dtype);
   if (count * elem <= o_.smallBytes && hasPartners_) {
     smallAllreduce(h, data, count, dtype, op);
+    return;
+  }
+  if (pieceBytes_ > 0 && count * elem > pieceBytes_) {
+    // Large buffers go round the ring in consecutive pieces, each small enough that what a rank
+    // touches stays in cache; every rank cuts at the same places, so piece k meets piece k.
+    const size_t per = std::max<size_t>(1, pieceBytes_ / elem);
+    for (size_t first = 0; first < count; first += per) {
+      allreduce(static_cast<uint8_t*>(data) + first * elem, std::min(per, count - first), dtype, op, seq, first == 0 ? times : nullptr);
+    }
     return;
   }
   const size_t base = count / static_cast<size_t>(n), rem = count % static_cast<size_t>(n);

@@ -118,9 +118,10 @@ class Ring {
   uint8_t ringHdrIn_[wire::CollectiveHeader::kSize] = {};
   size_t ringHdrInHave_ = 0;
   int64_t callStartMs_ = 0;
-  bool fwdMidFrame_ = false;
-  int partnerMidFrame_ = -1;
-  int64_t spinUs_ = 0;  // how long a small exchange retries (yielding) before it sleeps in poll()  // partner whose link is inside a message we are sending  // the forward stream is inside a frame: nothing else may be written
+  bool fwdMidFrame_ = false;     // the forward stream is inside a frame: nothing else may be written
+  int partnerMidFrame_ = -1;     // partner whose link is inside a message we are sending
+  int64_t spinUs_ = 0;           // how long a small exchange retries (yielding) before it sleeps in poll()
+  size_t pieceBytes_ = size_t{8} << 20;  // RINGTRAIN_PIECE_BYTES: larger buffers go round in pieces; 0: one pass
 
   ControlParser ctlParser_;  // bytes from the right neighbour
   int64_t lastHeardRight_ = 0;
