@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -66,7 +67,16 @@ int connectTo(int port) {
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    // A signal (libFuzzer's timers) can interrupt a blocking connect; the connection then
+    // completes in the background: wait for it instead of calling it broken.
+    int err = errno;
+    if (err == EINTR) {
+      pollfd p = {fd, POLLOUT, 0};
+      socklen_t len = sizeof err;
+      if (::poll(&p, 1, 2000) == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) return fd;
+    }
     ::close(fd);
+    errno = err;
     return -1;
   }
   return fd;
