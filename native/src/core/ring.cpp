@@ -142,9 +142,11 @@ void Ring::pollControl() {
       if (m.type == wire::ControlType::Goodbye) {
         rightSaidGoodbye_ = true;
       } else if (m.type == wire::ControlType::Abort && !abortArrived_) {
+        // Payload: the failed call's sequence number (8 bytes), then the reason.
         abortArrived_ = true;
         abortOrigin_ = m.origin;
-        abortText_ = std::move(m.text);
+        abortSeq_ = m.text.size() >= 8 ? wire::get64(reinterpret_cast<const uint8_t*>(m.text.data())) : 0;
+        abortText_ = m.text.size() >= 8 ? m.text.substr(8) : m.text;
       }
     }
     messages.clear();
@@ -153,13 +155,16 @@ void Ring::pollControl() {
 }
 
 void Ring::throwIfAborted() {
-  if (abortArrived_) throw CommError(ErrorCode::Peer, abortText_);
+  // An abort of a later call than the one running here (its origin finished this one) waits until
+  // this call ends: it may still complete, and the next call fails with the abort at its start.
+  if (abortArrived_ && (currentCall_.empty() || abortSeq_ <= lastSeq_)) throw CommError(ErrorCode::Peer, abortText_);
 }
 
 std::string Ring::beginCall(const wire::CollectiveHeader& h) {
   lastSeq_ = h.seq;
   std::string call = callName(h);
   currentCall_ = call;
+  throwIfAborted();
   if (!links_.right.valid() || !links_.left.valid()) throw CommError(ErrorCode::Closed, "the ring is closed; cannot run " + call);
   if (rightSaidGoodbye_ || leftSaidGoodbye_) {
     int who = rightSaidGoodbye_ ? right_ : left_;
@@ -387,6 +392,7 @@ void Ring::readAbortFrame(int fd, int from, const wire::CollectiveHeader& h, std
   if (!abortArrived_) {
     abortArrived_ = true;
     abortOrigin_ = h.root;
+    abortSeq_ = h.seq;
     abortText_ = text.empty() ? names_[from] + " failed" : text;
   }
   throw CommError(ErrorCode::Peer, abortText_);
@@ -423,26 +429,33 @@ void Ring::pumpRingHeader(const wire::CollectiveHeader& h, const std::string& ca
   }
 }
 
+void Ring::waitSmall(int partnerFd, short partnerEvents, const std::string& call) {
+  // One sleep of the small path: the partner link (if any), the ring header still in flight on the
+  // ring links, the control stream, cancellation and heartbeats.
+  pollfd fds[4];
+  fds[0] = {partnerFd, partnerEvents, 0};
+  fds[1] = {rightEof_ ? -1 : links_.right.fd(), static_cast<short>(POLLIN | (ringHdrOutOff_ < ringHdrOut_.size() ? POLLOUT : 0)), 0};
+  fds[2] = {cancelFd_, POLLIN, 0};
+  fds[3] = {ringHdrInHave_ < wire::CollectiveHeader::kSize ? links_.left.fd() : -1, POLLIN, 0};
+  int rc = ::poll(fds, 4, std::max(1, msUntil(nextHeartbeat_, 1000)));
+  if (rc < 0 && errno != EINTR) throw CommError(ErrorCode::Internal, std::string("poll: ") + std::strerror(errno));
+  if (fds[2].revents & POLLIN) throw CommError(ErrorCode::Cancelled, "communicator closed during " + call);
+  if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+    pollControl();
+    throwIfAborted();
+    if (rightAbrupt_) failPeerGone(right_, "during " + call);
+  }
+  maybeHeartbeat();
+  checkLiveness(call);
+}
+
 void Ring::finishRingHeader(const wire::CollectiveHeader& h, const std::string& call) {
   const int64_t start = callStartMs_;
   bool stallWarned = false;
   for (;;) {
     pumpRingHeader(h, call);
     if (ringHdrOutOff_ == ringHdrOut_.size() && ringHdrInHave_ == wire::CollectiveHeader::kSize) return;
-    pollfd fds[3];
-    fds[0] = {links_.left.fd(), POLLIN, 0};
-    fds[1] = {rightEof_ ? -1 : links_.right.fd(), static_cast<short>(POLLIN | (ringHdrOutOff_ < ringHdrOut_.size() ? POLLOUT : 0)), 0};
-    fds[2] = {cancelFd_, POLLIN, 0};
-    int rc = ::poll(fds, 3, std::max(1, msUntil(nextHeartbeat_, 1000)));
-    if (rc < 0 && errno != EINTR) throw CommError(ErrorCode::Internal, std::string("poll: ") + std::strerror(errno));
-    if (fds[2].revents & POLLIN) throw CommError(ErrorCode::Cancelled, "communicator closed during " + call);
-    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-      pollControl();
-      throwIfAborted();
-      if (rightAbrupt_) failPeerGone(right_, "during " + call);
-    }
-    maybeHeartbeat();
-    checkLiveness(call);
+    waitSmall(-1, 0, call);
     if (!stallWarned && nowMs() - start >= o_.stallWarningMs) {
       stallWarned = true;
       warnStall(call, nowMs() - start);
@@ -515,21 +528,7 @@ void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string
       sched_yield();
       continue;
     }
-    pollfd fds[4];
-    fds[0] = {fd, static_cast<short>((inHave < smallIn_.size() ? POLLIN : 0) | (outOff < smallOut_.size() ? POLLOUT : 0)), 0};
-    fds[1] = {rightEof_ ? -1 : links_.right.fd(), static_cast<short>(POLLIN | (ringHdrOutOff_ < ringHdrOut_.size() ? POLLOUT : 0)), 0};
-    fds[2] = {cancelFd_, POLLIN, 0};
-    fds[3] = {ringHdrInHave_ < wire::CollectiveHeader::kSize ? links_.left.fd() : -1, POLLIN, 0};
-    int rc = ::poll(fds, 4, std::max(1, msUntil(nextHeartbeat_, 1000)));
-    if (rc < 0 && errno != EINTR) throw CommError(ErrorCode::Internal, std::string("poll: ") + std::strerror(errno));
-    if (fds[2].revents & POLLIN) throw CommError(ErrorCode::Cancelled, "communicator closed during " + call);
-    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-      pollControl();
-      throwIfAborted();
-      if (rightAbrupt_) failPeerGone(right_, "during " + call);
-    }
-    maybeHeartbeat();
-    checkLiveness(call);
+    waitSmall(fd, static_cast<short>((inHave < smallIn_.size() ? POLLIN : 0) | (outOff < smallOut_.size() ? POLLOUT : 0)), call);
     const int64_t idleFor = nowMs() - lastProgress;
     // Only the ring header tells for sure that a rank has not started the call (a partner that is
     // silent may itself be waiting for someone else), so stalls are blamed on the left neighbour.
@@ -765,15 +764,19 @@ CommError Ring::abortAndClose(const CommError& error, bool receivedFromRight) {
     }
     if (abortArrived_) receivedFromRight = true;
   }
+  uint64_t seq = lastSeq_;
   if (receivedFromRight) {
     text = abortText_;
     origin = abortOrigin_;
+    seq = abortSeq_;
   } else {
     text += " [detected by " + names_[o_.rank] + "]";
   }
   if (origin != static_cast<uint32_t>(o_.rank) || !receivedFromRight) {
     try {
-      sendControl(wire::ControlType::Abort, origin, text);
+      std::string payload(8, '\0');
+      wire::put64(reinterpret_cast<uint8_t*>(payload.data()), seq);
+      sendControl(wire::ControlType::Abort, origin, payload + text);
       const int64_t until = nowMs() + 500;
       while (!ctlOut_.empty() && nowMs() < until) {
         pollfd p = {links_.left.fd(), POLLOUT, 0};
@@ -791,7 +794,7 @@ CommError Ring::abortAndClose(const CommError& error, bool receivedFromRight) {
     wire::CollectiveHeader ah;
     ah.kind = wire::CollectiveKind::Abort;
     ah.root = origin;
-    ah.seq = lastSeq_;
+    ah.seq = seq;
     ah.count = std::min(text.size(), wire::kMaxControlPayload);
     std::vector<uint8_t> frame(wire::CollectiveHeader::kSize + ah.count);
     ah.encode(frame.data());

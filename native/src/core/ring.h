@@ -90,6 +90,7 @@ class Ring {
   [[noreturn]] void readForwardAbort(const wire::CollectiveHeader& h);
   [[noreturn]] void readAbortFrame(int fd, int from, const wire::CollectiveHeader& h, std::string text);
   void pumpRingHeader(const wire::CollectiveHeader& h, const std::string& call);
+  void waitSmall(int partnerFd, short partnerEvents, const std::string& call);
   void finishRingHeader(const wire::CollectiveHeader& h, const std::string& call);
   void smallAllreduce(const wire::CollectiveHeader& h, void* data, size_t count, Dtype dtype, ReduceOp op);
   void pairwise(int peer, const wire::CollectiveHeader& h, const std::string& call, const uint8_t* send, size_t sendLen,
@@ -140,6 +141,7 @@ class Ring {
   std::string abortText_;
   bool abortArrived_ = false;
   uint32_t abortOrigin_ = 0;
+  uint64_t abortSeq_ = 0;  // the call the abort is about
 };
 
 }  // namespace ringtrain
