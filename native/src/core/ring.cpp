@@ -50,6 +50,7 @@ Ring::Ring(RingOptions options, RingLinks links, int cancelFd)
   if (o_.size > 1) scratch_.resize(o_.segmentBytes);
   heartbeatMs_ = std::clamp(o_.timeoutMs / 4, 20, 1000);
   spinUs_ = 50;
+  announceAfterMs_ = std::clamp(std::min(o_.stallWarningMs, o_.timeoutMs) / 4, 1, 20);
   if (const char* piece = std::getenv("RINGTRAIN_PIECE_BYTES")) pieceBytes_ = static_cast<size_t>(std::atoll(piece));
   if (const char* spin = std::getenv("RINGTRAIN_SPIN_US")) spinUs_ = std::atoll(spin);
   hasPartners_ = o_.size > 1;
@@ -286,6 +287,10 @@ void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, G
             if (hdrInHave == sizeof hdrIn) {
               wire::CollectiveHeader theirs;
               if (!theirs.decode(hdrIn)) throw CommError(ErrorCode::Peer, names_[left_] + " sent a corrupt collective header during " + call);
+              if (forwardPayloadIsEmpty(theirs) && theirs.seq < header.seq) {
+                hdrInHave = 0;  // the announcement of a small call it was slow in, finished here
+                continue;
+              }
               if (theirs.kind == wire::CollectiveKind::Abort) readForwardAbort(theirs);
               if (theirs.kind == wire::CollectiveKind::Goodbye) {
                 leftSaidGoodbye_ = true;
@@ -398,46 +403,103 @@ void Ring::readAbortFrame(int fd, int from, const wire::CollectiveHeader& h, std
   throw CommError(ErrorCode::Peer, abortText_);
 }
 
-void Ring::pumpRingHeader(const wire::CollectiveHeader& h, const std::string& call) {
-  constexpr size_t H = wire::CollectiveHeader::kSize;
-  if (ringHdrOutOff_ < ringHdrOut_.size() && !rightEof_) {
-    int err = 0;
-    long n = sendSome(links_.right.fd(), ringHdrOut_.data() + ringHdrOutOff_, ringHdrOut_.size() - ringHdrOutOff_, &err);
-    if (n < 0) failPeerGone(right_, "during " + call + " (send: " + std::strerror(err) + ")");
-    ringHdrOutOff_ += static_cast<size_t>(n);
-    fwdMidFrame_ = ringHdrOutOff_ > 0 && ringHdrOutOff_ < ringHdrOut_.size();
+void Ring::pumpAnnouncement(const wire::CollectiveHeader& h, const std::string& call) {
+  if (!announced_ && nowMs() - callStartMs_ >= announceAfterMs_) {
+    announced_ = true;
+    announceOut_.resize(wire::CollectiveHeader::kSize);
+    h.encode(announceOut_.data());
+    announceOff_ = 0;
   }
-  if (ringHdrInHave_ < H) {
+  if (announceOff_ < announceOut_.size() && !rightEof_) {
     int err = 0;
-    long n = recvSome(links_.left.fd(), ringHdrIn_ + ringHdrInHave_, H - ringHdrInHave_, &err);
-    if (n < 0) failPeerGone(left_, "during " + call + (err ? std::string(" (") + std::strerror(err) + ")" : std::string()));
-    ringHdrInHave_ += static_cast<size_t>(n);
-    if (ringHdrInHave_ == H) {
-      wire::CollectiveHeader theirs;
-      if (!theirs.decode(ringHdrIn_)) throw CommError(ErrorCode::Peer, names_[left_] + " sent a corrupt collective header during " + call);
-      if (theirs.kind == wire::CollectiveKind::Abort) readForwardAbort(theirs);
-      if (theirs.kind == wire::CollectiveKind::Goodbye) {
-        leftSaidGoodbye_ = true;
-        throw CommError(ErrorCode::Mismatch, names_[left_] + " closed its communicator while rank " + std::to_string(o_.rank) + " is in " +
-                                                 call + ": the ranks issued different numbers of collectives");
-      }
-      if (!(theirs == h)) {
-        throw CommError(ErrorCode::Mismatch, "mismatched collectives: rank " + std::to_string(o_.rank) + " called " + call + " but " +
-                                                 names_[left_] + " called " + callName(theirs));
-      }
-    }
+    long n = sendSome(links_.right.fd(), announceOut_.data() + announceOff_, announceOut_.size() - announceOff_, &err);
+    if (n < 0) failPeerGone(right_, "during " + call + " (send: " + std::strerror(err) + ")");
+    announceOff_ += static_cast<size_t>(n);
+    fwdMidFrame_ = announceOff_ > 0 && announceOff_ < announceOut_.size();
   }
 }
 
-void Ring::waitSmall(int partnerFd, short partnerEvents, const std::string& call) {
-  // One sleep of the small path: the partner link (if any), the ring header still in flight on the
-  // ring links, the control stream, cancellation and heartbeats.
+void Ring::flushAnnouncement(const std::string& call) {
+  // A started announcement must leave whole: the next ring collective's header follows it.
+  const int64_t until = nowMs() + o_.timeoutMs;
+  while (announceOff_ < announceOut_.size() && !rightEof_) {
+    int err = 0;
+    long n = sendSome(links_.right.fd(), announceOut_.data() + announceOff_, announceOut_.size() - announceOff_, &err);
+    if (n < 0) failPeerGone(right_, "during " + call + " (send: " + std::strerror(err) + ")");
+    announceOff_ += static_cast<size_t>(n);
+    if (n > 0) continue;
+    if (nowMs() > until) throw CommError(ErrorCode::Timeout, names_[right_] + " read nothing for " + seconds(o_.timeoutMs) + " after " + call);
+    pollfd p = {links_.right.fd(), POLLOUT, 0};
+    ::poll(&p, 1, 100);
+  }
+  fwdMidFrame_ = false;
+}
+
+int Ring::peekLeftFrame(uint64_t staleBelowSeq, wire::CollectiveHeader& out) {
+  constexpr size_t H = wire::CollectiveHeader::kSize;
+  uint8_t buf[H];
+  for (;;) {
+    ssize_t n = ::recv(links_.left.fd(), buf, H, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return -1;
+    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+    if (static_cast<size_t>(n) < H) return 0;
+    if (!out.decode(buf)) throw CommError(ErrorCode::Peer, names_[left_] + " sent a corrupt collective header");
+    if (!forwardPayloadIsEmpty(out) || out.seq >= staleBelowSeq) return 1;
+    ssize_t got = ::recv(links_.left.fd(), buf, H, MSG_DONTWAIT);  // a stale announcement: drop it
+    (void)got;
+  }
+}
+
+void Ring::checkLeft(const wire::CollectiveHeader& h, const std::string& call) {
+  wire::CollectiveHeader theirs;
+  int rc = peekLeftFrame(h.seq, theirs);
+  if (rc < 0) {
+    if (leftSaidGoodbye_) {
+      leftState_ = LeftState::Quiet;
+      return;
+    }
+    failPeerGone(left_, "during " + call);
+  }
+  if (rc == 0) return;
+  uint8_t buf[wire::CollectiveHeader::kSize];
+  if (theirs.kind == wire::CollectiveKind::Abort) {
+    ssize_t got = ::recv(links_.left.fd(), buf, sizeof buf, MSG_DONTWAIT);
+    (void)got;
+    readForwardAbort(theirs);
+  }
+  if (theirs.kind == wire::CollectiveKind::Goodbye) {
+    // It finished this call without needing to announce it, or never issued it: its partners
+    // see which (its goodbye reaches them where they expect this call's data).
+    leftSaidGoodbye_ = true;
+    leftState_ = LeftState::Quiet;
+    return;
+  }
+  if (theirs.seq > h.seq) {
+    leftState_ = LeftState::Started;  // it is already in a later call; that frame is for then
+    return;
+  }
+  if (!(theirs == h)) {
+    throw CommError(ErrorCode::Mismatch, "mismatched collectives: rank " + std::to_string(o_.rank) + " called " + call + " but " +
+                                             names_[left_] + " called " + callName(theirs));
+  }
+  ssize_t got = ::recv(links_.left.fd(), buf, sizeof buf, MSG_DONTWAIT);
+  (void)got;
+  leftState_ = LeftState::Started;
+}
+
+void Ring::waitSmall(const wire::CollectiveHeader& h, int partnerFd, short partnerEvents, const std::string& call) {
+  // One sleep of the small path: the partner link (if any), the left link (announcements, aborts,
+  // a neighbour in a different collective), the control stream, cancellation and heartbeats.
+  pumpAnnouncement(h, call);
+  const bool announcing = announceOff_ < announceOut_.size();
   pollfd fds[4];
   fds[0] = {partnerFd, partnerEvents, 0};
-  fds[1] = {rightEof_ ? -1 : links_.right.fd(), static_cast<short>(POLLIN | (ringHdrOutOff_ < ringHdrOut_.size() ? POLLOUT : 0)), 0};
+  fds[1] = {rightEof_ ? -1 : links_.right.fd(), static_cast<short>(POLLIN | (announcing ? POLLOUT : 0)), 0};
   fds[2] = {cancelFd_, POLLIN, 0};
-  fds[3] = {ringHdrInHave_ < wire::CollectiveHeader::kSize ? links_.left.fd() : -1, POLLIN, 0};
-  int rc = ::poll(fds, 4, std::max(1, msUntil(nextHeartbeat_, 1000)));
+  fds[3] = {leftState_ == LeftState::Unknown && links_.left.valid() ? links_.left.fd() : -1, static_cast<short>(POLLIN | POLLRDHUP), 0};
+  int wait = msUntil(nextHeartbeat_, 1000);
+  if (!announced_) wait = std::min(wait, msUntil(callStartMs_ + announceAfterMs_, 1000));
+  int rc = ::poll(fds, 4, std::max(1, wait));
   if (rc < 0 && errno != EINTR) throw CommError(ErrorCode::Internal, std::string("poll: ") + std::strerror(errno));
   if (fds[2].revents & POLLIN) throw CommError(ErrorCode::Cancelled, "communicator closed during " + call);
   if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -445,26 +507,9 @@ void Ring::waitSmall(int partnerFd, short partnerEvents, const std::string& call
     throwIfAborted();
     if (rightAbrupt_) failPeerGone(right_, "during " + call);
   }
+  if (fds[3].revents) checkLeft(h, call);
   maybeHeartbeat();
   checkLiveness(call);
-}
-
-void Ring::finishRingHeader(const wire::CollectiveHeader& h, const std::string& call) {
-  const int64_t start = callStartMs_;
-  bool stallWarned = false;
-  for (;;) {
-    pumpRingHeader(h, call);
-    if (ringHdrOutOff_ == ringHdrOut_.size() && ringHdrInHave_ == wire::CollectiveHeader::kSize) return;
-    waitSmall(-1, 0, call);
-    if (!stallWarned && nowMs() - start >= o_.stallWarningMs) {
-      stallWarned = true;
-      warnStall(call, nowMs() - start);
-    }
-    if (nowMs() - start > o_.timeoutMs) {
-      throw CommError(ErrorCode::Timeout, names_[left_] + " did not start " + call + " within " + seconds(nowMs() - start) + " of rank " +
-                                              std::to_string(o_.rank) + ": it is stalled, or the ranks' calls diverge");
-    }
-  }
 }
 
 void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string& call, const uint8_t* send, size_t sendLen,
@@ -518,9 +563,9 @@ void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string
                                                    names_[peer] + " called " + callName(theirs));
         }
         headerChecked = true;
+        if (peer == left_) leftState_ = LeftState::Started;
       }
     }
-    pumpRingHeader(h, call);
     if (outOff == smallOut_.size() && inHave == smallIn_.size()) break;
     if (nowUs() < spinUntil) {
       // Small exchanges usually complete within microseconds: retry while yielding the core
@@ -528,11 +573,12 @@ void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string
       sched_yield();
       continue;
     }
-    waitSmall(fd, static_cast<short>((inHave < smallIn_.size() ? POLLIN : 0) | (outOff < smallOut_.size() ? POLLOUT : 0)), call);
+    waitSmall(h, fd, static_cast<short>((inHave < smallIn_.size() ? POLLIN : 0) | (outOff < smallOut_.size() ? POLLOUT : 0)), call);
     const int64_t idleFor = nowMs() - lastProgress;
-    // Only the ring header tells for sure that a rank has not started the call (a partner that is
-    // silent may itself be waiting for someone else), so stalls are blamed on the left neighbour.
-    const bool leftStarted = ringHdrInHave_ == wire::CollectiveHeader::kSize;
+    // A silent partner may itself be waiting for someone else; only a left neighbour that has not
+    // announced the call (which it does once it has waited announceAfterMs_) has surely not
+    // started it, so stalls are blamed on the left neighbour.
+    const bool leftStarted = leftState_ != LeftState::Unknown;
     if (!leftStarted && !stallWarned && nowMs() - start >= o_.stallWarningMs) {
       stallWarned = true;
       warnStall(call, nowMs() - start);
@@ -551,12 +597,9 @@ void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string
 void Ring::smallAllreduce(const wire::CollectiveHeader& h, void* data, size_t count, Dtype dtype, ReduceOp op) {
   CallScope scope{currentCall_};
   const std::string call = beginCall(h);
-  // The ring neighbours also swap headers, so a rank that called a different kind of collective
-  // (which would not use these links) is caught too.
-  ringHdrOut_.resize(wire::CollectiveHeader::kSize);
-  h.encode(ringHdrOut_.data());
-  ringHdrOutOff_ = 0;
-  ringHdrInHave_ = 0;
+  announced_ = false;
+  announceOff_ = announceOut_.size();
+  leftState_ = leftSaidGoodbye_ ? LeftState::Quiet : LeftState::Unknown;
   callStartMs_ = nowMs();
   const int n = o_.size, r = o_.rank;
   int p = 1;
@@ -569,7 +612,7 @@ void Ring::smallAllreduce(const wire::CollectiveHeader& h, void* data, size_t co
     // Folded rank: hand the data to rank r - p, get the finished result back.
     pairwise(r - p, h, call, mine, bytes, nullptr, 0, true, false);
     pairwise(r - p, h, call, nullptr, 0, mine, bytes, false, true);
-    finishRingHeader(h, call);
+    flushAnnouncement(call);
     return;
   }
   if (r + p < n) {
@@ -583,7 +626,7 @@ void Ring::smallAllreduce(const wire::CollectiveHeader& h, void* data, size_t co
   }
   if (op == ReduceOp::Avg) finishAverage(dtype, mine, count, n);
   if (r + p < n) pairwise(r + p, h, call, mine, bytes, nullptr, 0, true, false);
-  finishRingHeader(h, call);
+  flushAnnouncement(call);
 }
 
 void Ring::allreduce(void* data, size_t count, Dtype dtype, ReduceOp op, uint64_t seq, PhaseTimes* times) {
@@ -699,6 +742,10 @@ bool Ring::idle(int wakeFd, int ms) {
       if (rc > 0 && (w[1].revents & POLLIN)) return false;
       if (nowMs() >= deadline) return false;
       continue;
+    }
+    if (!leftSaidGoodbye_ && links_.left.valid()) {
+      wire::CollectiveHeader stale;
+      peekLeftFrame(lastSeq_ + 1, stale);  // announcements of calls finished here
     }
     pollfd fds[4];
     fds[0] = {wakeFd, POLLIN, 0};

@@ -89,9 +89,14 @@ class Ring {
   bool forwardPayloadIsEmpty(const wire::CollectiveHeader& h) const;
   [[noreturn]] void readForwardAbort(const wire::CollectiveHeader& h);
   [[noreturn]] void readAbortFrame(int fd, int from, const wire::CollectiveHeader& h, std::string text);
-  void pumpRingHeader(const wire::CollectiveHeader& h, const std::string& call);
-  void waitSmall(int partnerFd, short partnerEvents, const std::string& call);
-  void finishRingHeader(const wire::CollectiveHeader& h, const std::string& call);
+  // Small calls and the ring links: see announceOut_.
+  void pumpAnnouncement(const wire::CollectiveHeader& h, const std::string& call);
+  void flushAnnouncement(const std::string& call);
+  // 1: `out` is the first frame on the left link that is not a stale announcement (left unread);
+  // 0: no whole frame yet; -1: the left link ended.
+  int peekLeftFrame(uint64_t staleBelowSeq, wire::CollectiveHeader& out);
+  void checkLeft(const wire::CollectiveHeader& h, const std::string& call);
+  void waitSmall(const wire::CollectiveHeader& h, int partnerFd, short partnerEvents, const std::string& call);
   void smallAllreduce(const wire::CollectiveHeader& h, void* data, size_t count, Dtype dtype, ReduceOp op);
   void pairwise(int peer, const wire::CollectiveHeader& h, const std::string& call, const uint8_t* send, size_t sendLen,
                 uint8_t* recv, size_t recvLen, bool doSend, bool doRecv);
@@ -114,10 +119,20 @@ class Ring {
   std::vector<uint8_t> smallOut_;  // header + payload of one pairwise message
   std::vector<uint8_t> smallIn_;
   bool hasPartners_ = false;
-  std::vector<uint8_t> ringHdrOut_;  // the ring header exchange that accompanies a small all-reduce
-  size_t ringHdrOutOff_ = 0;
-  uint8_t ringHdrIn_[wire::CollectiveHeader::kSize] = {};
-  size_t ringHdrInHave_ = 0;
+  // A small call (recursive doubling over the direct links) writes nothing on the ring links while it
+  // is quick. Once it has waited announceAfterMs_, it sends its header to the right neighbour: that
+  // neighbour can then tell "started, waiting for others" from "never started" when it has to name
+  // a straggler, and a neighbour in a ring collective sees the mismatch. The receiver drops
+  // announcements of calls it has already finished.
+  std::vector<uint8_t> announceOut_;
+  size_t announceOff_ = 0;  // == announceOut_.size(): nothing (more) to send
+  bool announced_ = false;  // this call's announcement is queued or sent
+  // What this small call knows of the left neighbour: Started once it announced this call (or a
+  // later one), or sent this call's data as a partner; Quiet once it said goodbye (the partners
+  // tell whether it finished this call or never issued it).
+  enum class LeftState { Unknown, Started, Quiet };
+  LeftState leftState_ = LeftState::Unknown;
+  int announceAfterMs_ = 20;
   int64_t callStartMs_ = 0;
   bool fwdMidFrame_ = false;     // the forward stream is inside a frame: nothing else may be written
   int partnerMidFrame_ = -1;     // partner whose link is inside a message we are sending
