@@ -32,7 +32,10 @@ if (from) {
     console.error(`bench-report: ${compare} not found (it comes with the shared peers folder beside the checkout)`);
     process.exit(2);
   }
-  const cmd = `node ${path.join(root, 'dist/bench-cli.js')} --csv -b 4 -e ${max} -f 4 -n ${Math.max(5, Number(iters) * 4)} -w 2`;
+  // As many timed iterations as the peers get (long busy runs meet BBR's ProbeRTT: at 64 MiB, 20
+  // iterations measure ~1% below 5), except that sizes whose calls take microseconds repeat for
+  // 500 ms: a mean of five such calls is noise. A second of untimed calls first warms up the JIT.
+  const cmd = `node ${path.join(root, 'dist/bench-cli.js')} --csv -b 4 -e ${max} -f 4 -n ${iters} -w 5 --min-time-ms 500 --startup-warmup-ms 1000`;
   const out = execFileSync(compare, ['--hosts', hosts, '--rate', rate, '--min', '4', '--max', max, '--iters', iters, '--cmd', cmd, '--json'], {
     encoding: 'utf8',
     maxBuffer: 1 << 26,

@@ -18,8 +18,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('b', { alias: 'minbytes', type: 'string', default: '8', describe: 'smallest message size (K/M/G suffixes)' })
     .option('e', { alias: 'maxbytes', type: 'string', default: '64M', describe: 'largest message size' })
     .option('f', { alias: 'stepfactor', type: 'number', default: 2, describe: 'multiply the size by this each step' })
-    .option('n', { alias: 'iters', type: 'number', default: 20, describe: 'timed iterations per size' })
+    .option('n', { alias: 'iters', type: 'number', default: 20, describe: 'timed iterations per size (at least)' })
     .option('w', { alias: 'warmup_iters', type: 'number', default: 5, describe: 'untimed iterations per size' })
+    .option('min-time-ms', { type: 'number', default: 100, describe: 'repeat small sizes until the timed loop lasts about this long (0: exactly -n)' })
+    .option('startup-warmup-ms', { type: 'number', default: 300, describe: 'untimed small all-reduces before the first size' })
     .option('c', { alias: 'check', type: 'number', default: 1, describe: 'check results (1) or not (0)' })
     .option('d', { alias: 'datatype', choices: DTYPES, default: 'float32' as Dtype, describe: 'element type' })
     .option('o', { alias: 'op', choices: OPS, default: 'sum' as ReduceOp, describe: 'reduction' })
@@ -40,6 +42,8 @@ export async function main(argv: string[]): Promise<number> {
     stepFactor: args.f,
     iters: args.n,
     warmup: args.w,
+    minTimeMs: args['min-time-ms'],
+    startupWarmupMs: args['startup-warmup-ms'],
     check: args.c !== 0,
     dtype: args.d,
     op: args.o,
@@ -49,6 +53,9 @@ export async function main(argv: string[]): Promise<number> {
   if (o.minBytes > o.maxBytes) throw new Error(`-b ${args.b} is larger than -e ${args.e}`);
   if (!(o.stepFactor >= 1)) throw new Error(`-f must be >= 1, got ${args.f}`);
   if (!Number.isInteger(o.iters) || o.iters < 1) throw new Error(`-n must be a positive integer, got ${args.n}`);
+  if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new Error(`-w must be an integer >= 0, got ${args.w}`);
+  if (!(o.minTimeMs >= 0)) throw new Error(`--min-time-ms must be >= 0, got ${args['min-time-ms']}`);
+  if (!(o.startupWarmupMs >= 0)) throw new Error(`--startup-warmup-ms must be >= 0, got ${args['startup-warmup-ms']}`);
 
   if (o.device === 'cuda') {
     const info = cudaInfo();

@@ -10,8 +10,18 @@ export interface BenchOptions {
   minBytes: number;
   maxBytes: number;
   stepFactor: number;
+  /** Timed iterations per size (at least; see minTimeMs). */
   iters: number;
+  /** Untimed iterations per size before the timed ones. */
   warmup: number;
+  /**
+   * Small messages are repeated until the timed loop lasts about this long (0: exactly `iters`), so
+   * one scheduler hiccup cannot dominate a mean of microsecond calls. The count is estimated from the
+   * warm-up iterations and agreed by all ranks.
+   */
+  minTimeMs: number;
+  /** Untimed small all-reduces before the sweep, so the first size is not measured cold (JIT, links). */
+  startupWarmupMs: number;
   check: boolean;
   dtype: Dtype;
   op: ReduceOp;
@@ -31,6 +41,9 @@ export interface BenchRow {
   busbwGBps: number;
   errors: number;
 }
+
+/** Upper bound of the iterations minTimeMs may ask for (a 1 µs call would otherwise ask for 10^5+). */
+const MAX_ITERS = 100_000;
 
 const ELEMENT_BYTES: Record<Dtype, number> = { float32: 4, float64: 8, int32: 4, int8: 1, uint8: 1, int64: 8, float16: 2, bfloat16: 2 };
 
@@ -101,6 +114,18 @@ export async function runBench(comm: Communicator, o: BenchOptions, onRow?: (row
     else if (o.mode === 'sync') comm.allreduceSync(view, { op: o.op, dtype: o.dtype });
     else await comm.allreduce(view, { op: o.op, dtype: o.dtype });
   };
+  if (o.startupWarmupMs > 0 && n > 1) {
+    // Batches of small calls until the slowest rank has spent the time; every rank sees the same
+    // maximum, so all stop after the same batch.
+    const tiny = makeView(o.dtype, 1);
+    const spent = new Float64Array(1);
+    const t0 = performance.now();
+    do {
+      for (let i = 0; i < 100; i++) await reduce(tiny);
+      spent[0] = performance.now() - t0;
+      await comm.allreduce(spent, { op: 'max' });
+    } while (spent[0]! < o.startupWarmupMs);
+  }
   for (const requested of sizesToRun(o)) {
     const count = Math.max(0, Math.floor(requested / elem));
     const view = makeView(o.dtype, count);
@@ -117,11 +142,24 @@ export async function runBench(comm: Communicator, o: BenchOptions, onRow?: (row
       device?.download(view);
       errors = countWrong(view, o.dtype, o.op, n);
     }
+    const w0 = performance.now();
     for (let i = 0; i < o.warmup; i++) await reduce(view);
+    let iters = o.iters;
+    if (o.minTimeMs > 0 && o.warmup > 0) {
+      const perCall = new Float64Array([(performance.now() - w0) / o.warmup]);
+      await comm.allreduce(perCall, { op: 'max' });
+      iters = Math.max(o.iters, Math.min(MAX_ITERS, Math.ceil(o.minTimeMs / Math.max(perCall[0]!, 1e-3))));
+    }
     await comm.barrier();
     const t0 = performance.now();
-    for (let i = 0; i < o.iters; i++) await reduce(view);
-    const elapsed = (performance.now() - t0) / o.iters;
+    if (!device && o.mode === 'sync') {
+      // Blocking calls back to back, like an MPI loop: no promise or microtask between them.
+      const opts = { op: o.op, dtype: o.dtype };
+      for (let i = 0; i < iters; i++) comm.allreduceSync(view, opts);
+    } else {
+      for (let i = 0; i < iters; i++) await reduce(view);
+    }
+    const elapsed = (performance.now() - t0) / iters;
     // The slowest rank's time is the job's time; errors add up across ranks.
     const stats = new Float64Array([elapsed, errors]);
     await comm.allreduce(stats.subarray(0, 1), { op: 'max' });
@@ -148,7 +186,7 @@ export async function runBench(comm: Communicator, o: BenchOptions, onRow?: (row
 
 export function formatBenchHeader(size: number, o: BenchOptions): string {
   return [
-    `# ringtrain-bench: ${size} rank(s), ${o.dtype} ${o.op}, ${o.iters} iters, ${o.warmup} warm-up, ${o.device === 'cuda' ? 'GPU buffers' : `${o.mode} calls`}, check ${o.check ? 'on' : 'off'}`,
+    `# ringtrain-bench: ${size} rank(s), ${o.dtype} ${o.op}, ${o.iters} iters${o.minTimeMs > 0 ? ` (more, up to ${o.minTimeMs} ms, for small sizes)` : ''}, ${o.warmup} warm-up${o.startupWarmupMs > 0 ? ` (+${o.startupWarmupMs} ms at start)` : ''}, ${o.device === 'cuda' ? 'GPU buffers' : `${o.mode} calls`}, check ${o.check ? 'on' : 'off'}`,
     `#${'size'.padStart(11)}${'count'.padStart(12)}${'type'.padStart(10)}${'redop'.padStart(7)}${'time(us)'.padStart(12)}${'algbw(GB/s)'.padStart(13)}${'busbw(GB/s)'.padStart(13)}${'#wrong'.padStart(8)}`,
   ].join('\n');
 }
