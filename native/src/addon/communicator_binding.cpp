@@ -108,7 +108,7 @@ CommunicatorBinding::CommunicatorBinding(const Napi::CallbackInfo& info) : Napi:
   opts.timeoutMs = static_cast<int>(num("timeoutMs", 120000));
   opts.stallWarningMs = static_cast<int>(num("stallWarningMs", 30000));
   opts.segmentBytes = static_cast<size_t>(num("segmentBytes", 1 << 20));
-  opts.smallBytes = static_cast<size_t>(num("smallBytes", 64 << 10));
+  opts.smallBytes = static_cast<size_t>(num("smallBytes", 32 << 10));
   opts.socketBuffer = static_cast<int>(num("socketBuffer", 0));
   opts.bindHost = str("bindHost");
   timing_ = o.Get("timing").ToBoolean().Value();

@@ -33,7 +33,7 @@ struct CommunicatorOptions {
   int timeoutMs = 120000;
   int stallWarningMs = 30000;
   size_t segmentBytes = 1 << 20;
-  size_t smallBytes = 64 << 10;  // see RingOptions::smallBytes
+  size_t smallBytes = 32 << 10;  // see RingOptions::smallBytes
   int socketBuffer = 0;
   std::string bindHost;  // numeric address to listen on; "" = all interfaces
   int portMin = 0;
