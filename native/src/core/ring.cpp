@@ -376,6 +376,11 @@ bool Ring::forwardPayloadIsEmpty(const wire::CollectiveHeader& h) const {
 void Ring::readForwardAbort(const wire::CollectiveHeader& h) { readAbortFrame(links_.left.fd(), left_, h, std::string()); }
 
 void Ring::readAbortFrame(int fd, int from, const wire::CollectiveHeader& h, std::string text) {
+  recordAbortFrame(fd, from, h, std::move(text));
+  throw CommError(ErrorCode::Peer, abortText_);
+}
+
+void Ring::recordAbortFrame(int fd, int from, const wire::CollectiveHeader& h, std::string text) {
   // A neighbour or partner failed at a frame boundary and says why; the text follows the header
   // (`text` holds what was already read of it).
   const size_t want = std::min<uint64_t>(h.count, wire::kMaxControlPayload);
@@ -400,7 +405,6 @@ void Ring::readAbortFrame(int fd, int from, const wire::CollectiveHeader& h, std
     abortSeq_ = h.seq;
     abortText_ = text.empty() ? names_[from] + " failed" : text;
   }
-  throw CommError(ErrorCode::Peer, abortText_);
 }
 
 void Ring::pumpAnnouncement(const wire::CollectiveHeader& h, const std::string& call) {
@@ -465,7 +469,12 @@ void Ring::checkLeft(const wire::CollectiveHeader& h, const std::string& call) {
   if (theirs.kind == wire::CollectiveKind::Abort) {
     ssize_t got = ::recv(links_.left.fd(), buf, sizeof buf, MSG_DONTWAIT);
     (void)got;
-    readForwardAbort(theirs);
+    recordAbortFrame(links_.left.fd(), left_, theirs, std::string());
+    throwIfAborted();
+    // It failed in a later call, so it finished this one: this call may still complete, and the
+    // next one fails at its start.
+    leftState_ = LeftState::Started;
+    return;
   }
   if (theirs.kind == wire::CollectiveKind::Goodbye) {
     // It finished this call without needing to announce it, or never issued it: its partners

@@ -91,6 +91,8 @@ class Ring {
   bool forwardPayloadIsEmpty(const wire::CollectiveHeader& h) const;
   [[noreturn]] void readForwardAbort(const wire::CollectiveHeader& h);
   [[noreturn]] void readAbortFrame(int fd, int from, const wire::CollectiveHeader& h, std::string text);
+  // Reads an abort frame's text and keeps the first abort that arrived (see throwIfAborted).
+  void recordAbortFrame(int fd, int from, const wire::CollectiveHeader& h, std::string text);
   // Small calls and the ring links: see announceOut_.
   void pumpAnnouncement(const wire::CollectiveHeader& h, const std::string& call);
   void flushAnnouncement(const std::string& call);
