@@ -3,61 +3,16 @@
  * each host, a key made for the test. Needs root, iproute2 and openssh-server; in CI (CI=true) these
  * tests must run, elsewhere they are skipped, saying why.
  */
-import { execFileSync, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterDown, clusterUp, describeLeftovers, HOSTS, leftovers, ROOT_NS_ADDRESS, skipCluster, type Cluster } from './cluster/cluster.js';
-import { ROOT, runCli, startCli, tagged, waitUntil } from './cluster/run-cli.js';
+import { hasCommand, runCli, runCommand, startCli, tagged, waitUntil, type LauncherRankReport as Report } from './cluster/run-cli.js';
 
 const RANK = 'test/fixtures/launcher-rank.mjs';
 
-function hasMpirun(): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v mpirun'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Runs a command to its end (killed after timeoutMs), collecting its output. */
-function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      resolve({ code: null, stdout, stderr: `cannot run ${cmd}: ${e.message}` });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 const ALLREDUCE = 'test/fixtures/launcher-allreduce.mjs';
 // By absolute path: the hosts share this filesystem, but a non-interactive ssh login's PATH may not
 // hold the node that runs the tests.
 const NODE = process.execPath;
-
-interface Report {
-  rank: number;
-  size: number;
-  localRank: number;
-  localSize: number;
-  addr: { host: string; port: number };
-  iface: string | null;
-  portRange: [number, number] | null;
-  tokenLength: number;
-  tokenInCmdline: boolean;
-  addresses: string[];
-  tableHosts: string[] | null;
-  cwd: string;
-  exported: string | null;
-}
 
 describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
   let cluster: Cluster | undefined;
@@ -209,9 +164,9 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
     }
   });
 
-  it.skipIf(!hasMpirun() && process.env.CI !== 'true')('Open MPI\'s mpirun across two hosts starts a script that works unchanged', async () => {
+  it.skipIf(!hasCommand('mpirun') && process.env.CI !== 'true')('Open MPI\'s mpirun across two hosts starts a script that works unchanged', async () => {
     const c = cluster!;
-    const r = await run(
+    const r = await runCommand(
       'mpirun',
       [
         '--allow-run-as-root', '--oversubscribe', '-H', `${HOSTS[0]}:2,${HOSTS[1]}:2`, '-np', '4',
@@ -220,7 +175,7 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
         '-x', `RINGTRAIN_ADDR=${HOSTS[0]}:47412`, '-x', 'RINGTRAIN_TOKEN=mpi-job-secret', '-x', 'RINGTRAIN_TIMEOUT_MS=20000',
         NODE, ALLREDUCE,
       ],
-      60_000,
+      { timeoutMs: 60_000 },
     );
     expect(r.code, r.stderr).toBe(0);
     const res = r.stdout

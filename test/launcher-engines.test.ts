@@ -4,10 +4,9 @@
  * the all-reduce is exact. mpirun comes from Debian's openmpi-bin; in CI (CI=true) it must be there,
  * elsewhere its test is skipped, saying why.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from './cluster/run-cli.js';
+import { hasCommand, runCommand } from './cluster/run-cli.js';
+import { freePort } from './helpers/ranks.js';
 
 const ALLREDUCE = 'test/fixtures/launcher-allreduce.mjs';
 
@@ -20,28 +19,8 @@ interface Result {
   gathered: number[];
 }
 
-function hasMpirun(): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v mpirun'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const skipMpirun = !hasMpirun() && process.env.CI !== 'true';
+const skipMpirun = !hasCommand('mpirun') && process.env.CI !== 'true';
 if (skipMpirun) console.warn('skipping the mpirun test: mpirun is not installed (apt-get install -y openmpi-bin)');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The environment without any rank contract of the test runner's own. */
 function cleanEnv(): NodeJS.ProcessEnv {
@@ -52,6 +31,20 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/** Ranks 0..3 of one host, each with an exact all-reduce and all-gather. */
+function expectFourLocalRanksExact(res: Result[]): void {
+  expect(res.map((x) => [x.rank, x.size, x.localRank, x.localSize])).toEqual([
+    [0, 4, 0, 4],
+    [1, 4, 1, 4],
+    [2, 4, 2, 4],
+    [3, 4, 3, 4],
+  ]);
+  for (const x of res) {
+    expect(x.wrong).toBe(0);
+    expect(x.gathered).toEqual([0, 1, 2, 3]);
+  }
+}
+
 function results(stdout: string): Result[] {
   return stdout
     .split('\n')
@@ -60,44 +53,16 @@ function results(stdout: string): Result[] {
     .sort((a, b) => a.rank - b.rank);
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      resolve({ code: null, stdout, stderr: `cannot run ${cmd}: ${e.message}` });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 describe('running under existing engines', () => {
   it.skipIf(skipMpirun)('a script started by `mpirun -np 4` with RINGTRAIN_ADDR exported works unchanged', async () => {
     const port = await freePort();
     const args = ['-np', '4', '-x', `RINGTRAIN_ADDR=127.0.0.1:${port}`, '-x', 'RINGTRAIN_TOKEN=mpi-job-secret', '-x', 'RINGTRAIN_TIMEOUT_MS=20000', 'node', ALLREDUCE];
     // Open MPI refuses root unless told, and counts this machine's cores as its only slots.
     const asRoot = process.getuid?.() === 0 ? ['--allow-run-as-root'] : [];
-    const r = await run('mpirun', [...asRoot, '--oversubscribe', ...args], cleanEnv(), 60_000);
+    const r = await runCommand('mpirun', [...asRoot, '--oversubscribe', ...args], { env: cleanEnv(), timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(0);
     const res = results(r.stdout);
-    expect(res.map((x) => [x.rank, x.size, x.localRank, x.localSize])).toEqual([
-      [0, 4, 0, 4],
-      [1, 4, 1, 4],
-      [2, 4, 2, 4],
-      [3, 4, 3, 4],
-    ]);
-    for (const x of res) {
-      expect(x.wrong).toBe(0);
-      expect(x.gathered).toEqual([0, 1, 2, 3]);
-    }
+    expectFourLocalRanksExact(res);
   });
 
   it('processes started by hand with torchrun-style RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT work unchanged', async () => {
@@ -105,10 +70,8 @@ describe('running under existing engines', () => {
     const size = 4;
     const runs = await Promise.all(
       Array.from({ length: size }, (_, rank) =>
-        run(
-          process.execPath,
-          [ALLREDUCE],
-          {
+        runCommand(process.execPath, [ALLREDUCE], {
+          env: {
             ...cleanEnv(),
             RANK: String(rank),
             WORLD_SIZE: String(size),
@@ -118,21 +81,12 @@ describe('running under existing engines', () => {
             MASTER_PORT: String(port),
             RINGTRAIN_TIMEOUT_MS: '20000',
           },
-          60_000,
-        ),
+          timeoutMs: 60_000,
+        }),
       ),
     );
     for (const r of runs) expect(r.code, r.stderr).toBe(0);
     const res = results(runs.map((r) => r.stdout).join('\n'));
-    expect(res.map((x) => [x.rank, x.size, x.localRank, x.localSize])).toEqual([
-      [0, 4, 0, 4],
-      [1, 4, 1, 4],
-      [2, 4, 2, 4],
-      [3, 4, 3, 4],
-    ]);
-    for (const x of res) {
-      expect(x.wrong).toBe(0);
-      expect(x.gathered).toEqual([0, 1, 2, 3]);
-    }
+    expectFourLocalRanksExact(res);
   });
 });

@@ -5,29 +5,11 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { alive, runCli, startCli, tagged, waitUntil } from './cluster/run-cli.js';
+import { alive, runCli, startCli, tagged, waitUntil, type LauncherRankReport as Report } from './cluster/run-cli.js';
 
 const RANK = 'test/fixtures/launcher-rank.mjs';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'rtl-local-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-interface Report {
-  rank: number;
-  size: number;
-  localRank: number;
-  localSize: number;
-  addr: { host: string; port: number };
-  iface: string | null;
-  timeoutMs: number;
-  portRange: [number, number] | null;
-  tokenLength: number;
-  tokenInCmdline: boolean;
-  tableHosts: string[] | null;
-  pid: number;
-  cwd: string;
-  exported: string | null;
-  stdinIsDevNull: boolean | null;
-}
 
 describe('launcher, local ranks', () => {
   it('starts -np ranks with the full rank contract, serves their rendezvous, and exits 0 with a summary', async () => {

@@ -8,6 +8,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { describeRuns, errorOf, startJob, type RankRun } from './reliability-job.js';
+import { mulberry32 } from './helpers/mulberry32.mjs';
 
 const TRIALS = Number(process.env.RELIABILITY_KILL_TRIALS ?? 20);
 const SEED = Number(process.env.RELIABILITY_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -17,16 +18,6 @@ const SIZE = 4;
 // Element counts per trial: small only, mixed, large only.
 const PROFILES = ['1,7,1000,4096', '1,1000,65536,300001', '262144,1048577'];
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Trial {
   index: number;
@@ -83,7 +74,7 @@ describe('kill -9 of one rank during a stream of all-reduces', () => {
     bad.map((o) => `trial ${o.trial.index} ${JSON.stringify(o.trial)} latency ${JSON.stringify([...o.latency])}\n${describeRuns(o.runs)}`).join('\n=====\n');
 
   beforeAll(async () => {
-    const next = rng(SEED);
+    const next = mulberry32(SEED);
     const trials: Trial[] = Array.from({ length: TRIALS }, (_, index) => ({
       index,
       victim: Math.floor(next() * SIZE),

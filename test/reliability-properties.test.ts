@@ -17,21 +17,15 @@ import { describe, expect, it } from 'vitest';
 import { RingtrainError } from '../dist/errors.js';
 import { parseHostfile, parseHostList, type HostEntry } from '../dist/launcher/hostfile.js';
 import { RendezvousClient, RendezvousServer } from '../dist/rendezvous.js';
+import { mulberry32 } from './helpers/mulberry32.mjs';
 
 const SEED = Number(process.env.RELIABILITY_SEED ?? Math.floor(Math.random() * 2 ** 31));
 console.log(`reliability-properties seed: ${SEED} (RELIABILITY_SEED=${SEED} reproduces it)`);
 
 class Rng {
-  private a: number;
+  readonly next: () => number;
   constructor(seed: number) {
-    this.a = seed >>> 0;
-  }
-  next(): number {
-    this.a = (this.a + 0x6d2b79f5) >>> 0;
-    let t = this.a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.next = mulberry32(seed);
   }
   int(lo: number, hi: number): number {
     return lo + Math.floor(this.next() * (hi - lo + 1));

@@ -99,6 +99,17 @@ struct DeviceStager::Impl {
     check(cudaEventRecord(ev, st), "cudaEventRecord");
   }
   void enter() const { check(cudaSetDevice(device), "cudaSetDevice"); }
+
+  /** The checks every staged transfer starts with, on this stager's device; returns its wire bytes. */
+  size_t begin_transfer(int slot, uint64_t device_ptr, size_t count, Dtype dtype, Dtype wire,
+                        const char* what) const {
+    check_slot(slot, what);
+    const size_t bytes = wire_bytes(count, dtype, wire, what);
+    if (count > 0) detail::check_not_null(device_ptr, what);
+    enter();
+    check_slot_free(slot, what);
+    return bytes;
+  }
 };
 
 DeviceStager::DeviceStager(const Options& options) : impl_(new Impl) {
@@ -163,11 +174,7 @@ void DeviceStager::start_download(int slot, uint64_t device_src, size_t count, D
                                   Dtype wire_dtype) {
   Impl& m = *impl_;
   const char* what = "DeviceStager::start_download";
-  m.check_slot(slot, what);
-  const size_t bytes = m.wire_bytes(count, dtype, wire_dtype, what);
-  if (count > 0) detail::check_not_null(device_src, what);
-  m.enter();
-  m.check_slot_free(slot, what);
+  const size_t bytes = m.begin_transfer(slot, device_src, count, dtype, wire_dtype, what);
   m.wait_for(m.d2h, m.compute_write, m.compute_written);
   m.wait_for(m.d2h, m.h2d_write, m.h2d_written);
   m.wait_for(m.d2h, m.device_done[slot], m.recorded[slot]);
@@ -191,11 +198,7 @@ void DeviceStager::start_upload_reduce(int slot, uint64_t device_dst, size_t cou
                                        ReduceOp op, Dtype wire_dtype) {
   Impl& m = *impl_;
   const char* what = "DeviceStager::start_upload_reduce";
-  m.check_slot(slot, what);
-  const size_t bytes = m.wire_bytes(count, dtype, wire_dtype, what);
-  if (count > 0) detail::check_not_null(device_dst, what);
-  m.enter();
-  m.check_slot_free(slot, what);
+  const size_t bytes = m.begin_transfer(slot, device_dst, count, dtype, wire_dtype, what);
   m.wait_for(m.h2d, m.device_done[slot], m.recorded[slot]);
   if (count > 0) {
     check(cudaMemcpyAsync(reinterpret_cast<void*>(m.scratch_at(slot)), m.host_at(slot), bytes,
@@ -220,11 +223,7 @@ void DeviceStager::start_upload(int slot, uint64_t device_dst, size_t count, Dty
                                 Dtype wire_dtype) {
   Impl& m = *impl_;
   const char* what = "DeviceStager::start_upload";
-  m.check_slot(slot, what);
-  const size_t bytes = m.wire_bytes(count, dtype, wire_dtype, what);
-  if (count > 0) detail::check_not_null(device_dst, what);
-  m.enter();
-  m.check_slot_free(slot, what);
+  const size_t bytes = m.begin_transfer(slot, device_dst, count, dtype, wire_dtype, what);
   m.wait_for(m.h2d, m.device_done[slot], m.recorded[slot]);
   if (wire_dtype == dtype) {
     m.wait_for(m.h2d, m.compute_write, m.compute_written);  // keep writes to device memory ordered

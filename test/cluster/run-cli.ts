@@ -1,5 +1,5 @@
 /** Runs the built `ringtrain` CLI (dist/cli.js) as a real process and collects what it prints. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,6 +83,60 @@ export function startCli(args: readonly string[], options: CliOptions = {}): Run
 
 export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliRun> {
   return startCli(args, options).done;
+}
+
+/** What test/fixtures/launcher-rank.mjs prints on its `REPORT {json}` line. */
+export interface LauncherRankReport {
+  rank: number;
+  size: number;
+  localRank: number;
+  localSize: number;
+  addr: { host: string; port: number };
+  iface: string | null;
+  timeoutMs: number;
+  portRange: [number, number] | null;
+  tokenLength: number;
+  tokenInCmdline: boolean;
+  addresses: string[];
+  tableHosts: string[] | null;
+  pid: number;
+  cwd: string;
+  exported: string | null;
+  stdinIsDevNull: boolean | null;
+}
+
+/** Whether `name` is a command on PATH. */
+export function hasCommand(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs any command to its end (killed after timeoutMs), collecting its output. */
+export function runCommand(
+  cmd: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs: number },
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: ROOT, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      resolve({ code: null, stdout, stderr: `cannot run ${cmd}: ${e.message}` });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
 
 /** Parses `[rank] TAG {json}` lines into a map by the prefix rank; throws on a rank reporting twice. */

@@ -708,12 +708,19 @@ void Ring::allgather(const void* src, void* dst, size_t count, Dtype dtype, uint
   auto* out = static_cast<uint8_t*>(dst);
   if (block) std::memmove(out + static_cast<size_t>(r) * block, src, block);
   if (n == 1) return;
+  std::vector<Step> steps = allgatherSteps(out, block);
+  run(h, steps, Gate::PreviousStep, dtype, ReduceOp::Sum, nullptr, 0);
+}
+
+std::vector<Ring::Step> Ring::allgatherSteps(uint8_t* out, size_t block) const {
+  // Step s forwards the block that arrived in step s - 1 (this rank's own block first).
+  const int n = o_.size, r = o_.rank;
   std::vector<Step> steps;
   for (int s = 0; s < n - 1; ++s) {
     int sc = ((r - s) % n + n) % n, rc = ((r - s - 1) % n + n) % n;
     steps.push_back({out + static_cast<size_t>(sc) * block, block, out + static_cast<size_t>(rc) * block, block, false, false});
   }
-  run(h, steps, Gate::PreviousStep, dtype, ReduceOp::Sum, nullptr, 0);
+  return steps;
 }
 
 void Ring::barrier(uint64_t seq) {
@@ -729,13 +736,8 @@ void Ring::barrier(uint64_t seq) {
   }
   // An all-gather of one byte a rank: a rank finishes only after every rank's byte reached it,
   // and each rank sends its byte only once it has entered the barrier.
-  const int n = o_.size, r = o_.rank;
-  std::vector<uint8_t> tokens(static_cast<size_t>(n), 1);
-  std::vector<Step> steps;
-  for (int s = 0; s < n - 1; ++s) {
-    int sc = ((r - s) % n + n) % n, rc = ((r - s - 1) % n + n) % n;
-    steps.push_back({tokens.data() + sc, 1, tokens.data() + rc, 1, false, false});
-  }
+  std::vector<uint8_t> tokens(static_cast<size_t>(o_.size), 1);
+  std::vector<Step> steps = allgatherSteps(tokens.data(), 1);
   run(h, steps, Gate::PreviousStep, Dtype::Uint8, ReduceOp::Sum, nullptr, 0);
 }
 

@@ -76,6 +76,8 @@ class Ring {
     bool finishAvg = false;
   };
   enum class Gate { PreviousStep, SameStep };
+  // The ring all-gather of one `block` per rank in `out` (rank-major), as steps for run().
+  std::vector<Step> allgatherSteps(uint8_t* out, size_t block) const;
 
   void run(const wire::CollectiveHeader& header, std::vector<Step>& steps, Gate gate, Dtype dtype, ReduceOp op,
            PhaseTimes* times, size_t phaseBoundaryStep);
