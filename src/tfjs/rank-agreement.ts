@@ -46,7 +46,8 @@ function unpack(v: Int32Array, size: number, width: number): RankSummary[] {
   return out;
 }
 
-function verdict(all: RankSummary[], what: string, describe: (s: RankSummary) => string, hint: string): void {
+/** Throws ERR_RINGTRAIN_MISMATCH naming the groups of ranks whose summaries differ; returns when all agree. */
+export function verdict(all: RankSummary[], what: string, describe: (s: RankSummary) => string, hint: string): void {
   const first = all[0]!;
   if (all.every((s) => s.hash === first.hash)) return;
   // Group ranks by hash so the message stays short on large worlds.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatHost, mergeHosts, parseHostfile, parseHostList } from '../dist/launcher/hostfile.js';
-import { localMachine, placeRanks } from '../dist/launcher/slots.js';
+import { formatHost, mergeHosts, parseHostfile, parseHostList } from '../../dist/launcher/hostfile.js';
+import { localMachine, placeRanks } from '../../dist/launcher/slots.js';
 import os from 'node:os';
 
 const brief = (hosts: { host: string; user: string | undefined; slots: number }[]) => hosts.map((h) => [formatHost(h), h.slots]);

@@ -1,6 +1,6 @@
 // The host-side float32 <-> float16 conversion used by compression: 'fp16'.
 import { describe, expect, it } from 'vitest';
-import { narrowToFloat16, widenFromFloat16 } from '../dist/tfjs/float16.js';
+import { narrowToFloat16, widenFromFloat16 } from '../../dist/tfjs/float16.js';
 
 function allHalves(): Uint16Array {
   return Uint16Array.from({ length: 65536 }, (_, i) => i);

@@ -2,7 +2,7 @@
 // explicit { rank, size } (the dealing depends only on those, the seed and the data).
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { shardArrays, shardDataset, shardIndices } from '../dist/tfjs/index.js';
+import { shardArrays, shardDataset, shardIndices } from '../../dist/tfjs/index.js';
 
 await tf.setBackend('cpu');
 
