@@ -7,6 +7,15 @@ export type OperationObserver = (event: { kind: string; dtype: Dtype; bytes: num
 
 const REDUCE_OPS: readonly ReduceOp[] = ['sum', 'avg', 'min', 'max', 'prod'];
 
+/** Calls into the addon; what it throws synchronously (argument checks) becomes a RingtrainError. */
+function native<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (e) {
+    throw fromNativeError(e);
+  }
+}
+
 /** The dtype a view carries: from its class, or from options for the 16-bit float types. */
 export function dtypeOf(view: CollectiveView, requested?: Dtype): Dtype {
   let natural: Dtype | undefined;
@@ -87,7 +96,7 @@ export class RingCommunicator implements Communicator {
     this.checkOpen('allreduce');
     const dtype = dtypeOf(view, options?.dtype);
     const op = this.reduceOp(options);
-    const p = this.nativeComm.allreduce(view as NativeView, DTYPE_CODES[dtype], OP_CODES[op]);
+    const p = native(() => this.nativeComm.allreduce(view as NativeView, DTYPE_CODES[dtype], OP_CODES[op]));
     return this.track(p, 'allreduce', dtype, view.byteLength, view, op);
   }
 
@@ -112,12 +121,7 @@ export class RingCommunicator implements Communicator {
     if (!Number.isSafeInteger(count) || count < 0) throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: count must be an integer >= 0, got ${count}`);
     if (!(dtype in DTYPE_CODES)) throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: unknown dtype '${String(dtype)}'`);
     const reduce = this.reduceOp({ op });
-    let p: Promise<NativeTiming | undefined>;
-    try {
-      p = this.nativeComm.allreduceDevice(ptr, count, DTYPE_CODES[dtype], OP_CODES[reduce]);
-    } catch (e) {
-      throw fromNativeError(e);
-    }
+    const p = native(() => this.nativeComm.allreduceDevice(ptr, count, DTYPE_CODES[dtype], OP_CODES[reduce]));
     await this.track(p, 'allreduceDevice', dtype, count, undefined, reduce);
   }
 
@@ -127,7 +131,7 @@ export class RingCommunicator implements Communicator {
       throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: broadcast root ${root} is not a rank of this world (0..${this.size - 1})`);
     }
     const dtype = dtypeOf(view, options?.dtype);
-    const p = this.nativeComm.broadcast(view as NativeView, DTYPE_CODES[dtype], root);
+    const p = native(() => this.nativeComm.broadcast(view as NativeView, DTYPE_CODES[dtype], root));
     return this.track(p, 'broadcast', dtype, view.byteLength, view);
   }
 
@@ -136,19 +140,21 @@ export class RingCommunicator implements Communicator {
     const dtype = dtypeOf(view, options?.dtype);
     const Ctor = view.constructor as new (length: number) => T;
     const out = new Ctor(view.length * this.size);
-    const p = this.nativeComm.allgather(view as NativeView, out as NativeView, DTYPE_CODES[dtype]);
+    const p = native(() => this.nativeComm.allgather(view as NativeView, out as NativeView, DTYPE_CODES[dtype]));
     return this.track(p, 'allgather', dtype, view.byteLength, out);
   }
 
   async barrier(): Promise<void> {
     this.checkOpen('barrier');
-    await this.track(this.nativeComm.barrier(), 'barrier', 'uint8', 0, undefined);
+    await this.track(native(() => this.nativeComm.barrier()), 'barrier', 'uint8', 0, undefined);
   }
 
   close(): Promise<void> {
-    this.closing ??= this.nativeComm.close().catch((e: unknown) => {
-      throw fromNativeError(e);
-    });
+    this.closing ??= Promise.resolve()
+      .then(() => this.nativeComm.close())
+      .catch((e: unknown) => {
+        throw fromNativeError(e);
+      });
     return this.closing;
   }
 }

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { formatHostPort } from './address.js';
 import { RingCommunicator, type OperationObserver } from './communicator.js';
 import { resolveContract, type RankContract } from './contract.js';
 import { RingtrainError } from './errors.js';
@@ -9,11 +10,18 @@ import { Timeline } from './timeline.js';
 import type { Communicator, InitOptions, PeerInfo } from './types.js';
 
 let defaultCommunicator: Communicator | undefined;
+/** init() calls of this process run one after the other (see init()). */
+let initQueue: Promise<unknown> = Promise.resolve();
+/** Rendezvous this process completed, per rendezvous address: the generation its next init() joins. */
+const generations = new Map<string, number>();
 
 /** The communicator made by the last successful init(), for helpers that default to it. */
 export function currentCommunicator(): Communicator {
-  if (!defaultCommunicator || defaultCommunicator.closed) {
-    throw new RingtrainError('ERR_RINGTRAIN_CLOSED', 'ringtrain: no open communicator: call `await init()` first');
+  if (!defaultCommunicator) {
+    throw new RingtrainError('ERR_RINGTRAIN_NOT_INITIALIZED', 'ringtrain: no communicator yet: call `await init()` first');
+  }
+  if (defaultCommunicator.closed) {
+    throw new RingtrainError('ERR_RINGTRAIN_CLOSED', 'ringtrain: the communicator made by the last init() is closed: call `await init()` again');
   }
   return defaultCommunicator;
 }
@@ -25,7 +33,7 @@ function localPlacement(peers: readonly PeerInfo[], rank: number): { localRank: 
   return { localRank: same.findIndex((p) => p.rank === rank), localSize: same.length };
 }
 
-async function serveIfRankZero(c: RankContract, env: NodeJS.ProcessEnv): Promise<RendezvousServer | undefined> {
+async function serveIfRankZero(c: RankContract, env: NodeJS.ProcessEnv, generation: number): Promise<RendezvousServer | undefined> {
   if (c.rank !== 0 || env.RINGTRAIN_LAUNCHER === '1' || !c.addr) return undefined;
   const host = c.iface ? interfaceAddress(c.iface) : isLocalAddress(c.addr.host) ? c.addr.host : '0.0.0.0';
   try {
@@ -35,6 +43,7 @@ async function serveIfRankZero(c: RankContract, env: NodeJS.ProcessEnv): Promise
       size: c.size,
       token: c.token,
       timeoutMs: c.timeoutMs,
+      generation,
       onReject: (remote, reason) => process.stderr.write(`ringtrain: rendezvous rejected a connection from ${remote}: ${reason}\n`),
     });
   } catch (e) {
@@ -49,8 +58,19 @@ async function serveIfRankZero(c: RankContract, env: NodeJS.ProcessEnv): Promise
 /**
  * Joins the job: resolves the rank contract, meets the other ranks at the rendezvous, and forms the
  * ring. Resolves once every rank is connected.
+ *
+ * May be called again, after close() or while earlier communicators are open: each call makes a
+ * new, independent communicator (its own ring and ports). Every rank must make the same sequence
+ * of init() calls: the n-th call of each rank meets the others' n-th (a rendezvous generation).
+ * Calls in one process run one after the other, in call order.
  */
-export async function init(options: InitOptions = {}): Promise<Communicator> {
+export function init(options: InitOptions = {}): Promise<Communicator> {
+  const run = initQueue.then(() => initOnce(options));
+  initQueue = run.catch(() => undefined);
+  return run;
+}
+
+async function initOnce(options: InitOptions): Promise<Communicator> {
   const env = options.env ?? process.env;
   const c = resolveContract(options);
   const binding = loadNative();
@@ -75,10 +95,12 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
     return comm;
   }
 
-  const server = await serveIfRankZero(c, env);
+  const where = formatHostPort(c.addr!.host, c.addr!.port);
+  const generation = generations.get(where) ?? 0;
+  const server = await serveIfRankZero(c, env, generation);
   let nativeComm: NativeCommunicator | undefined;
   try {
-    const client = await RendezvousClient.connect(c.addr!, c.timeoutMs);
+    const client = await RendezvousClient.open(c.addr!, c.timeoutMs, generation);
     const advertise = c.iface ? interfaceAddress(c.iface) : client.localAddress.replace(/^::ffff:/, '');
     try {
       nativeComm = new binding.NativeCommunicator({
@@ -109,7 +131,9 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
         pid: process.pid,
       },
       c.token,
+      generation,
     );
+    generations.set(where, generation + 1);
     if (server) {
       await server.table;
       await server.close();

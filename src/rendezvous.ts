@@ -2,9 +2,16 @@
  * Rendezvous: every rank tells one server where its ring listener is, and gets back the table of all
  * ranks once all have joined. Served by the launcher, or by rank 0 when there is none.
  *
- * Wire: newline-delimited JSON, at most MAX_LINE bytes a line. The server opens with a nonce; the
- * client's join carries HMAC(token, nonce, rank, size), the table carries HMAC(token, client nonce,
- * table digest), so each side proves it knows the job token without sending it.
+ * Wire: newline-delimited JSON, at most MAX_LINE bytes a line. The server opens with a nonce and
+ * its generation; the client's join carries HMAC(token, nonce, rank, size, generation), the table
+ * carries HMAC(token, client nonce, table digest), so each side proves it knows the job token
+ * without sending it.
+ *
+ * Generations: a process may close its communicator and init() again (or hold several); each
+ * rendezvous it completes with a job is one generation, counted from 0. Every rank's n-th init()
+ * meets the others' n-th at generation n, so a join left over from an earlier round can never be
+ * counted in a later one. A server that is done with its round (rank 0's, between two init()s)
+ * answers `retry` instead of a hello; the launcher's server serves one generation after the other.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
@@ -15,7 +22,9 @@ import type { PeerInfo } from './types.js';
 const MAX_LINE = 64 * 1024;
 /** A connection must send a valid join this soon after connecting, or it is dropped. */
 const HANDSHAKE_MS = 5000;
-const PROTOCOL = 'ringtrain-rdv/1';
+const PROTOCOL = 'ringtrain-rdv/2';
+/** How long a client waits before asking again after a `retry`. */
+const RETRY_MS = 50;
 
 export interface JoinInfo extends PeerInfo {
   size: number;
@@ -75,7 +84,16 @@ export interface RendezvousServerOptions {
   port: number;
   /** All ranks must have joined within this long after listen, or `table` rejects naming who is missing. */
   timeoutMs: number;
-  onJoin?: (info: JoinInfo) => void;
+  onJoin?: (info: JoinInfo, generation: number) => void;
+  /**
+   * Serve a new generation of joins after each completed one, until close() (the launcher: ranks
+   * may close their communicator and init() again). Default: one round, then `retry` to everyone.
+   */
+  reusable?: boolean;
+  /** The generation served first (rank 0 serves its n-th init()'s rendezvous as generation n). Default 0. */
+  generation?: number;
+  /** Reusable servers: a generation after the first failed (its ranks were told why). */
+  onRoundFailure?: (err: RingtrainError, generation: number) => void;
   /** Rejected connections (bad token, garbage) are reported here and dropped; the job goes on. */
   onReject?: (remote: string, reason: string) => void;
 }
@@ -88,9 +106,11 @@ export class RendezvousServer {
   readonly table: Promise<PeerInfo[]>;
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
-  private readonly joined = new Map<number, { info: JoinInfo; socket: net.Socket; clientNonce: string }>();
+  private joined = new Map<number, { info: JoinInfo; socket: net.Socket; clientNonce: string }>();
   private timer: NodeJS.Timeout | undefined;
   private settled = false;
+  /** The round being gathered now (see the file comment). */
+  private generation = 0;
 
   private constructor(server: net.Server, private readonly options: RendezvousServerOptions, table: {
     promise: Promise<PeerInfo[]>;
@@ -103,6 +123,7 @@ export class RendezvousServer {
     this.host = options.host;
     this.table = table.promise;
     this.table.catch(() => undefined);
+    this.generation = options.generation ?? 0;
     this.timer = setTimeout(() => {
       const missing: number[] = [];
       for (let r = 0; r < options.size; r++) if (!this.joined.has(r)) missing.push(r);
@@ -143,7 +164,11 @@ export class RendezvousServer {
 
   private accept(socket: net.Socket, resolve: (t: PeerInfo[]) => void, reject: (e: Error) => void): void {
     if (this.settled) {
-      socket.destroy();
+      // Done with its round: a rank that is already at its next init() comes back later (to the
+      // next server rank 0 starts), instead of failing on a closed connection.
+      socket.on('error', () => undefined);
+      socket.end(JSON.stringify({ t: 'retry', message: 'this rendezvous round is over' }) + '\n');
+      setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
     // Bounded: when full, the oldest connection that has not joined makes room (idle strangers
@@ -173,7 +198,8 @@ export class RendezvousServer {
     socket.setNoDelay(true);
     const nonce = randomBytes(16).toString('hex');
     let answered = false;
-    socket.write(JSON.stringify({ t: 'hello', protocol: PROTOCOL, nonce }) + '\n');
+    const generation = this.generation;
+    socket.write(JSON.stringify({ t: 'hello', protocol: PROTOCOL, nonce, generation }) + '\n');
     lineReader(
       socket,
       (line) => {
@@ -189,7 +215,7 @@ export class RendezvousServer {
           this.reject(socket, 'malformed join (not JSON)');
           return;
         }
-        this.onJoin(socket, nonce, msg, resolve, reject);
+        this.onJoin(socket, nonce, generation, msg, resolve, reject);
       },
       (err) => this.reject(socket, err.message),
     );
@@ -198,17 +224,28 @@ export class RendezvousServer {
   private onJoin(
     socket: net.Socket,
     nonce: string,
+    helloGeneration: number,
     m: Record<string, unknown>,
     resolve: (t: PeerInfo[]) => void,
     reject: (e: Error) => void,
   ): void {
     const size = this.options.size;
-    if (m.t !== 'join' || !isInt(m.rank, 0) || !isInt(m.size, 1) || !isText(m.mac, 128) || !isText(m.nonce, 128)) {
+    const generation = m.generation ?? 0;
+    if (m.t !== 'join' || !isInt(m.rank, 0) || !isInt(m.size, 1) || !isText(m.mac, 128) || !isText(m.nonce, 128) || !isInt(generation, 0)) {
       this.reject(socket, 'malformed join');
       return;
     }
-    if (!macEqual(m.mac, mac(this.options.token, 'join', nonce, m.rank, m.size))) {
+    if (!macEqual(m.mac, mac(this.options.token, 'join', nonce, m.rank, m.size, generation))) {
       this.reject(socket, 'authentication failed (wrong or missing RINGTRAIN_TOKEN)');
+      return;
+    }
+    if (generation !== this.generation || helloGeneration !== this.generation) {
+      // A join from another round (a stale one, or one that raced a round's end) is never counted.
+      const msg =
+        generation < this.generation
+          ? `rank ${m.rank} joined for init() #${generation + 1}, but this job's ranks are at init() #${this.generation + 1}: every rank must call init() the same number of times`
+          : `rank ${m.rank} joined for init() #${generation + 1} while this rendezvous serves init() #${this.generation + 1}`;
+      this.reject(socket, msg);
       return;
     }
     if (m.size !== size) {
@@ -240,7 +277,7 @@ export class RendezvousServer {
       localSize: isInt(m.localSize, 1) ? m.localSize : undefined,
     };
     this.joined.set(m.rank, { info, socket, clientNonce: m.nonce });
-    this.options.onJoin?.(info);
+    this.options.onJoin?.(info, this.generation);
     if (this.joined.size === size) this.complete(resolve);
   }
 
@@ -254,19 +291,35 @@ export class RendezvousServer {
     for (const { socket, clientNonce } of this.joined.values()) {
       socket.end(JSON.stringify({ t: 'table', peers, mac: mac(this.options.token, 'table', clientNonce, digest) }) + '\n');
     }
-    this.settled = true;
     if (this.timer) clearTimeout(this.timer);
+    this.nextRound();
     resolve(peers);
   }
 
-  private fail(err: Error, reject: (e: Error) => void): void {
+  /** A reusable server starts gathering the next generation; any other one is done. */
+  private nextRound(): void {
+    if (!this.options.reusable) {
+      this.settled = true;
+      return;
+    }
+    this.joined = new Map();
+    this.generation += 1;
+  }
+
+  private fail(err: RingtrainError, reject: (e: Error) => void): void {
     if (this.settled) return;
-    this.settled = true;
     if (this.timer) clearTimeout(this.timer);
     for (const { socket } of this.joined.values()) {
       if (socket.writable) socket.end(JSON.stringify({ t: 'error', message: err.message }) + '\n');
     }
-    reject(err);
+    const generation = this.generation;
+    if (generation === (this.options.generation ?? 0) || !this.options.reusable) {
+      this.settled = true;
+      reject(err);
+      return;
+    }
+    this.joined = new Map();
+    this.options.onRoundFailure?.(err, generation);
   }
 
   /** Stops listening. Connections that were sent the table get a moment to read it before they are cut. */
@@ -291,6 +344,8 @@ export class RendezvousServer {
 
 /** A client's connection to the rendezvous, open from connect() until join() returns the table. */
 export class RendezvousClient {
+  private hello: { nonce: string; generation: number } | undefined;
+
   private constructor(
     private readonly socket: net.Socket,
     private readonly lines: AsyncIterator<string>,
@@ -338,6 +393,45 @@ export class RendezvousClient {
       'ERR_RINGTRAIN_TIMEOUT',
       `ringtrain: could not reach the rendezvous at ${where} within ${timeoutMs / 1000}s (last error: ${lastError}); is rank 0 (or the launcher) running, and RINGTRAIN_ADDR right?`,
     );
+  }
+
+  /**
+   * Connects to a server that serves `generation` and reads its hello, coming back while the
+   * server says its round is over or serves an earlier generation (rank 0's server of the previous
+   * init(), about to close), until `timeoutMs` runs out.
+   */
+  static async open(addr: HostPort, timeoutMs: number, generation: number): Promise<RendezvousClient> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const client = await RendezvousClient.connect(addr, Math.max(1, deadline - Date.now()));
+      const hello = await client.readHello();
+      if (hello && hello.generation === generation) return client;
+      client.socket.destroy();
+      if (hello && hello.generation > generation) {
+        throw new RingtrainError(
+          'ERR_RINGTRAIN_RENDEZVOUS',
+          `ringtrain: this process is at init() #${generation + 1} of this job, but the rendezvous at ${client.where} already serves init() #${hello.generation + 1}: every rank must call init() the same number of times, in the same order`,
+        );
+      }
+      if (Date.now() + RETRY_MS >= deadline) {
+        throw new RingtrainError(
+          'ERR_RINGTRAIN_TIMEOUT',
+          `ringtrain: the rendezvous at ${client.where} was still serving an earlier init() after ${timeoutMs / 1000}s; this process is at init() #${generation + 1}: every rank must call init() the same number of times`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, RETRY_MS));
+    }
+  }
+
+  /** Reads the server's hello; undefined when the server says to come back later. */
+  private async readHello(): Promise<{ nonce: string; generation: number } | undefined> {
+    const hello = await this.read('the server hello');
+    if (hello.t === 'retry') return undefined;
+    if (hello.t !== 'hello' || hello.protocol !== PROTOCOL || !isText(hello.nonce, 128)) {
+      throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: ${this.where} does not speak ${PROTOCOL}`);
+    }
+    this.hello = { nonce: hello.nonce, generation: isInt(hello.generation, 0) ? hello.generation : 0 };
+    return this.hello;
   }
 
   private static lines(socket: net.Socket): AsyncIterator<string> {
@@ -412,16 +506,22 @@ export class RendezvousClient {
     }
   }
 
-  /** Sends this rank's info and waits for the full table. */
-  async join(info: JoinInfo, token: string): Promise<PeerInfo[]> {
+  /** Sends this rank's info for `generation` (see the file comment) and waits for the full table. */
+  async join(info: JoinInfo, token: string, generation = 0): Promise<PeerInfo[]> {
     try {
-      const hello = await this.read('the server hello');
-      if (hello.t !== 'hello' || hello.protocol !== PROTOCOL || !isText(hello.nonce, 128)) {
-        throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: ${this.where} does not speak ${PROTOCOL}`);
+      const hello = this.hello ?? (await this.readHello());
+      if (hello === undefined) {
+        throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: the rendezvous at ${this.where} is done with its round (use RendezvousClient.open to wait for the next)`);
       }
       const clientNonce = randomBytes(16).toString('hex');
       this.socket.write(
-        JSON.stringify({ t: 'join', ...info, nonce: clientNonce, mac: mac(token, 'join', hello.nonce, info.rank, info.size) }) + '\n',
+        JSON.stringify({
+          t: 'join',
+          ...info,
+          generation,
+          nonce: clientNonce,
+          mac: mac(token, 'join', hello.nonce, info.rank, info.size, generation),
+        }) + '\n',
       );
       const table = await this.read(`the other ${info.size - 1} rank(s) to join`);
       if (table.t !== 'table' || !Array.isArray(table.peers) || !isText(table.mac, 128)) {

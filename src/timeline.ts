@@ -46,7 +46,9 @@ export class Timeline {
   static fromEnv(env: NodeJS.ProcessEnv, rank: number): Timeline | undefined {
     const file = env.RINGTRAIN_TIMELINE;
     if (!file) return undefined;
-    active = new Timeline(rankTimelinePath(file, rank), rank);
+    // A process that calls init() again keeps recording into the same trace.
+    const target = rankTimelinePath(file, rank);
+    if (active?.file !== target) active = new Timeline(target, rank);
     return active;
   }
 

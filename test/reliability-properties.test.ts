@@ -162,7 +162,7 @@ function tableFor(clientNonce: string, peers: unknown[], token: string): string 
 }
 
 describe('rendezvous client against a hostile server: properties', () => {
-  const hello = JSON.stringify({ t: 'hello', protocol: 'ringtrain-rdv/1', nonce: 'abcd' }) + '\n';
+  const hello = JSON.stringify({ t: 'hello', protocol: 'ringtrain-rdv/2', nonce: 'abcd' }) + '\n';
   const goodPeers = [
     { rank: 0, host: '127.0.0.1', port: 2000, hostname: 'h0', localRank: 0, pid: 100 },
     { rank: 1, host: '127.0.0.1', port: 2001, hostname: 'h1', localRank: 0, pid: 101 },

@@ -180,7 +180,7 @@ async function rendezvousJoin(port: number, fields: Record<string, unknown>, tok
   const serverHello = JSON.parse(text.slice(0, text.indexOf('\n'))) as { nonce: string };
   text = text.slice(text.indexOf('\n') + 1);
   s.on('data', (d: string) => (text += d));
-  const mac = createHmac('sha256', token).update(['join', serverHello.nonce, fields.rank, fields.size].join('|')).digest('hex');
+  const mac = createHmac('sha256', token).update(['join', serverHello.nonce, fields.rank, fields.size, 0].join('|')).digest('hex');
   s.write(JSON.stringify({ t: 'join', nonce: randomBytes(16).toString('hex'), mac, ...fields }) + '\n');
   await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
   s.destroy();

@@ -130,6 +130,9 @@ export class Launcher {
         host: plan.bind,
         // The launcher enforces the start timeout itself, knowing which ranks still run.
         timeoutMs: 2_147_483_647,
+        // Ranks may close their communicator and init() again: each round is a new generation.
+        reusable: true,
+        onRoundFailure: (e) => this.fail({ message: e.message.replace(/^ringtrain: /, ''), exitCode: 1 }),
         onJoin: (info) => {
           this.joined.add(info.rank);
           this.verbose(`rank ${info.rank} joined from ${info.hostname} (${info.host}, pid ${info.pid}) after ${seconds(Date.now() - this.startedAt)}`);

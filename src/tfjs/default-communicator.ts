@@ -11,11 +11,10 @@ export function resolveCommunicator(comm: Communicator | undefined, who: string)
   if (comm === undefined) {
     try {
       return currentCommunicator();
-    } catch {
-      throw new RingtrainError(
-        'ERR_RINGTRAIN_CLOSED',
-        `ringtrain: ${who} needs a communicator: call \`await init()\` first, or pass { comm }`,
-      );
+    } catch (e) {
+      const code = e instanceof RingtrainError ? e.code : 'ERR_RINGTRAIN_NOT_INITIALIZED';
+      const why = code === 'ERR_RINGTRAIN_CLOSED' ? "the communicator made by init() is closed: call `await init()` again" : 'call `await init()` first';
+      throw new RingtrainError(code, `ringtrain: ${who} needs a communicator: ${why}, or pass { comm }`);
     }
   }
   if (comm.closed) throw new RingtrainError('ERR_RINGTRAIN_CLOSED', `ringtrain: ${who}: the communicator is closed`);

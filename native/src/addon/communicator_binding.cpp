@@ -18,6 +18,7 @@ struct JsCompletion {
   uint64_t seq = 0;
   int64_t submittedUs = 0, startUs = 0, headerUs = 0, reduceScatterUs = 0, endUs = 0;
   bool connect = false;
+  bool close = false;  // settling this one releases the communicator's OS resources
 };
 
 namespace {
@@ -47,9 +48,16 @@ void* viewData(Napi::Env env, const Napi::Value& v, Dtype dtype, size_t* count) 
   if (ta.ElementSize() != elem) {
     throwArg(env, std::string("a typed array of ") + std::to_string(ta.ElementSize()) + "-byte elements cannot carry " + dtypeName(dtype));
   }
-  auto* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data());
-  *count = ta.ElementLength();
-  return base ? base + ta.ByteOffset() : nullptr;
+  // napi_get_typedarray_info gives the data pointer of any backing store; going through
+  // TypedArray::ArrayBuffer() would refuse a SharedArrayBuffer (it is not an ArrayBuffer to N-API).
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, ta, &type, &length, &data, nullptr, nullptr) != napi_ok) {
+    throwArg(env, "could not read the typed array's memory");
+  }
+  *count = length;
+  return data;
 }
 
 Dtype dtypeArg(const Napi::CallbackInfo& info, size_t i) {
@@ -114,6 +122,7 @@ CommunicatorBinding::CommunicatorBinding(const Napi::CallbackInfo& info) : Napi:
   timing_ = o.Get("timing").ToBoolean().Value();
   opts.portMin = static_cast<int>(num("portMin", 0));
   opts.portMax = static_cast<int>(num("portMax", 0));
+  size_ = opts.size;
   try {
     core_ = std::make_unique<Communicator>(std::move(opts));
   } catch (const CommError& e) {
@@ -138,6 +147,11 @@ void CommunicatorBinding::shutdown() {
   }
 }
 
+void CommunicatorBinding::releaseCore() {
+  shutdown();
+  core_.reset();  // closes the listener and the eventfds
+}
+
 void CommunicatorBinding::CallJs(Napi::Env env, Napi::Function, CommunicatorBinding* self, JsCompletion* c) {
   if (env == nullptr || self == nullptr) {  // environment going away: nobody to tell
     delete c;
@@ -150,6 +164,9 @@ void CommunicatorBinding::settle(Napi::Env env, JsCompletion* c) {
   Napi::HandleScope scope(env);
   if (c->error) {
     c->deferred.Reject(makeError(env, *c->error).Value());
+  } else if (c->close) {
+    releaseCore();  // before resolving: once close() resolves, its fds and thread are gone
+    c->deferred.Resolve(env.Undefined());
   } else if (c->connect) {
     c->deferred.Resolve(env.Undefined());
   } else {
@@ -299,7 +316,7 @@ Napi::Value CommunicatorBinding::Broadcast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Dtype dtype = dtypeArg(info, 1);
   int root = intArg(info, 2, "root");
-  if (root < 0 || root >= core_->size()) throwArg(env, "root " + std::to_string(root) + " is not a rank of this world");
+  if (root < 0 || root >= size_) throwArg(env, "root " + std::to_string(root) + " is not a rank of this world");
   auto op = std::make_unique<Operation>();
   op->kind = OpKind::Broadcast;
   op->dtype = dtype;
@@ -319,7 +336,7 @@ Napi::Value CommunicatorBinding::Allgather(const Napi::CallbackInfo& info) {
   size_t srcCount = 0, dstCount = 0;
   op->src = viewData(env, info[0], dtype, &srcCount);
   op->data = viewData(env, info[1], dtype, &dstCount);
-  if (dstCount != srcCount * static_cast<size_t>(core_->size())) {
+  if (dstCount != srcCount * static_cast<size_t>(size_)) {
     throwArg(env, "allgather destination must hold size x source elements");
   }
   op->count = srcCount;
@@ -345,7 +362,7 @@ Napi::Value CommunicatorBinding::Close(const Napi::CallbackInfo& info) {
   auto op = std::make_unique<Operation>();
   op->kind = OpKind::Close;
   auto* c = new JsCompletion(env);
-  c->connect = true;
+  c->close = true;
   Napi::Value promise = submitAsync(env, std::move(op), c);
   closed_ = true;  // later calls are refused here, before reaching the worker
   return promise;

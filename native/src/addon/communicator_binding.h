@@ -22,6 +22,8 @@ class CommunicatorBinding : public Napi::ObjectWrap<CommunicatorBinding> {
   void shutdown();
   void detachState() { state_ = nullptr; }
   void settle(Napi::Env env, JsCompletion* completion);
+  // shutdown(), then destroys the core: listener, eventfds and worker thread are gone after it.
+  void releaseCore();
 
  private:
   static void CallJs(Napi::Env env, Napi::Function, CommunicatorBinding* self, JsCompletion* completion);
@@ -43,6 +45,7 @@ class CommunicatorBinding : public Napi::ObjectWrap<CommunicatorBinding> {
   Tsfn tsfn_;
   bool tsfnLive_ = false;
   int pending_ = 0;
+  int size_ = 1;  // the world size, kept here because core_ is gone once closed
   bool closed_ = false;
   bool timing_ = false;  // resolve operations with their timings (for the timeline)
   AddonState* state_ = nullptr;
