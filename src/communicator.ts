@@ -1,6 +1,6 @@
 import { RingtrainError } from './errors.js';
 import { DTYPE_CODES, OP_CODES, fromNativeError, type NativeCommunicator, type NativeTiming, type NativeView } from './native.js';
-import type { CollectiveView, Communicator, Dtype, PeerInfo, ReduceOp, ReduceOptions } from './types.js';
+import type { CollectiveView, Communicator, Dtype, P2pOptions, PeerInfo, ReduceOp, ReduceOptions } from './types.js';
 
 /** Called after every collective with what the worker thread measured (used by the timeline). */
 export type OperationObserver = (event: { kind: string; dtype: Dtype; bytes: number; op?: ReduceOp; timing: NativeTiming }) => void;
@@ -147,6 +147,82 @@ export class RingCommunicator implements Communicator {
   async barrier(): Promise<void> {
     this.checkOpen('barrier');
     await this.track(native(() => this.nativeComm.barrier()), 'barrier', 'uint8', 0, undefined);
+  }
+
+  /** Checks a point-to-point call's arguments before anything is sent. */
+  private p2pArgs(what: string, view: CollectiveView, peer: number, options?: P2pOptions): { dtype: number; tag: number } {
+    this.checkOpen(what);
+    const role = what.startsWith('recv') ? 'src' : 'dst';
+    if (!Number.isInteger(peer) || peer < 0 || peer >= this.size || peer === this.rank) {
+      throw new RingtrainError(
+        'ERR_RINGTRAIN_ARGUMENT',
+        `ringtrain: ${what}: ${role} ${String(peer)} is not another rank of this communicator (ranks 0..${this.size - 1}, this is rank ${this.rank})`,
+      );
+    }
+    const tag = options?.tag ?? 0;
+    if (!Number.isInteger(tag) || tag < 0 || tag >= 2 ** 31) {
+      throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: ${what}: tag must be an integer with 0 <= tag < 2^31, got ${String(tag)}`);
+    }
+    return { dtype: DTYPE_CODES[dtypeOf(view, options?.dtype)], tag };
+  }
+
+  private async p2p<T>(promise: Promise<void>, result: T): Promise<T> {
+    try {
+      await promise;
+      return result;
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+
+  private p2pSync<T>(run: () => void, result: T): T {
+    try {
+      run();
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+    return result;
+  }
+
+  async send(view: CollectiveView, dst: number, options?: P2pOptions): Promise<void> {
+    const a = this.p2pArgs('send', view, dst, options);
+    return this.p2p(this.nativeComm.send(view as NativeView, a.dtype, dst, a.tag), undefined);
+  }
+
+  async recv<T extends CollectiveView>(view: T, src: number, options?: P2pOptions): Promise<T> {
+    const a = this.p2pArgs('recv', view, src, options);
+    return this.p2p(this.nativeComm.recv(view as NativeView, a.dtype, src, a.tag), view);
+  }
+
+  async sendrecv<T extends CollectiveView>(sendView: CollectiveView, dst: number, recvView: T, src: number, options?: P2pOptions): Promise<T> {
+    const s = this.p2pArgs('sendrecv', sendView, dst, options);
+    const r = this.p2pArgs('sendrecv', recvView, src, options);
+    const sent = this.nativeComm.send(sendView as NativeView, s.dtype, dst, s.tag);
+    const received = this.nativeComm.recv(recvView as NativeView, r.dtype, src, r.tag);
+    // Both settle (no unhandled rejection); the first failure is reported.
+    const [a, b] = await Promise.allSettled([sent, received]);
+    if (a.status === 'rejected') throw fromNativeError(a.reason);
+    if (b.status === 'rejected') throw fromNativeError(b.reason);
+    return recvView;
+  }
+
+  sendSync(view: CollectiveView, dst: number, options?: P2pOptions): void {
+    const a = this.p2pArgs('sendSync', view, dst, options);
+    this.p2pSync(() => this.nativeComm.sendSync(view as NativeView, a.dtype, dst, a.tag), undefined);
+  }
+
+  recvSync<T extends CollectiveView>(view: T, src: number, options?: P2pOptions): T {
+    const a = this.p2pArgs('recvSync', view, src, options);
+    return this.p2pSync(() => this.nativeComm.recvSync(view as NativeView, a.dtype, src, a.tag), view);
+  }
+
+  sendrecvSync<T extends CollectiveView>(sendView: CollectiveView, dst: number, recvView: T, src: number, options?: P2pOptions): T {
+    const s = this.p2pArgs('sendrecvSync', sendView, dst, options);
+    const r = this.p2pArgs('sendrecvSync', recvView, src, options);
+    return this.p2pSync(
+      () => this.nativeComm.sendrecvSync(sendView as NativeView, s.dtype, dst, s.tag, recvView as NativeView, r.dtype, src, r.tag),
+      recvView,
+    );
   }
 
   close(): Promise<void> {

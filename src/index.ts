@@ -12,4 +12,4 @@ export { RendezvousServer, RendezvousClient, type JoinInfo, type RendezvousServe
 export { Timeline, mergeTimelines, monotonicMicros, rankTimelinePath, timelineEnabled, traceSpan } from './timeline.js';
 export { loadNative, type NativeBuildInfo, type NativeCudaInfo } from './native.js';
 export { DeviceBuffer, cudaInfo } from './device.js';
-export type { Communicator, CollectiveView, Dtype, InitOptions, PeerInfo, ReduceOp, ReduceOptions } from './types.js';
+export type { Communicator, CollectiveView, Dtype, InitOptions, P2pOptions, PeerInfo, ReduceOp, ReduceOptions } from './types.js';

@@ -56,6 +56,15 @@ export interface NativeCommunicator {
   allgather(src: NativeView, dst: NativeView, dtype: number): Promise<NativeTiming | undefined>;
   barrier(): Promise<NativeTiming | undefined>;
   close(): Promise<void>;
+  /** Point-to-point (peer: the other rank; tag: 0 <= tag < 2^31). */
+  send(view: NativeView, dtype: number, peer: number, tag: number): Promise<void>;
+  recv(view: NativeView, dtype: number, peer: number, tag: number): Promise<void>;
+  sendSync(view: NativeView, dtype: number, peer: number, tag: number): void;
+  recvSync(view: NativeView, dtype: number, peer: number, tag: number): void;
+  sendrecvSync(
+    sendView: NativeView, sendDtype: number, dst: number, sendTag: number,
+    recvView: NativeView, recvDtype: number, src: number, recvTag: number,
+  ): void;
 }
 
 export interface NativeBuildInfo {

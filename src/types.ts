@@ -21,6 +21,14 @@ export interface ReduceOptions {
   dtype?: Dtype;
 }
 
+/** Options of a point-to-point message. */
+export interface P2pOptions {
+  /** Integer, 0 <= tag < 2^31; default 0. Messages between a pair of ranks match in order per tag. */
+  tag?: number;
+  /** Needed only for a Uint16Array view: `float16` or `bfloat16`. */
+  dtype?: Dtype;
+}
+
 /** Where a rank lives, as told to every other rank at rendezvous. */
 export interface PeerInfo {
   rank: number;
@@ -56,6 +64,24 @@ export interface Communicator {
   allgather<T extends CollectiveView>(view: T, options?: { dtype?: Dtype }): Promise<T>;
   /** Resolves on every rank only once every rank has entered it. */
   barrier(): Promise<void>;
+  /**
+   * Sends `view` to rank `dst`. Resolves once the matching `recv` on `dst` has the data; messages of
+   * at most 64 KiB may resolve as soon as they are on their way (eager). Keep `view` unchanged until then.
+   */
+  send(view: CollectiveView, dst: number, options?: P2pOptions): Promise<void>;
+  /**
+   * Receives the next message from rank `src` with this tag into `view` and resolves to `view`.
+   * Length and dtype must equal the send's (else ERR_RINGTRAIN_MISMATCH on both ranks).
+   */
+  recv<T extends CollectiveView>(view: T, src: number, options?: P2pOptions): Promise<T>;
+  /** Sends `sendView` to `dst` and receives into `recvView` from `src`, both at once (never deadlocks); resolves to `recvView`. */
+  sendrecv<T extends CollectiveView>(sendView: CollectiveView, dst: number, recvView: T, src: number, options?: P2pOptions): Promise<T>;
+  /** As `send`, blocking the calling thread until the send completed. */
+  sendSync(view: CollectiveView, dst: number, options?: P2pOptions): void;
+  /** As `recv`, blocking the calling thread. */
+  recvSync<T extends CollectiveView>(view: T, src: number, options?: P2pOptions): T;
+  /** As `sendrecv`, blocking the calling thread. */
+  sendrecvSync<T extends CollectiveView>(sendView: CollectiveView, dst: number, recvView: T, src: number, options?: P2pOptions): T;
   /** Idempotent; joins the native threads. */
   close(): Promise<void>;
 }

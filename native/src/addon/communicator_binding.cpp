@@ -91,6 +91,11 @@ void CommunicatorBinding::Init(Napi::Env env, Napi::Object exports, AddonState* 
                                        InstanceMethod<&CommunicatorBinding::Allgather>("allgather"),
                                        InstanceMethod<&CommunicatorBinding::Barrier>("barrier"),
                                        InstanceMethod<&CommunicatorBinding::Close>("close"),
+                                       InstanceMethod<&CommunicatorBinding::Send>("send"),
+                                       InstanceMethod<&CommunicatorBinding::Recv>("recv"),
+                                       InstanceMethod<&CommunicatorBinding::SendSync>("sendSync"),
+                                       InstanceMethod<&CommunicatorBinding::RecvSync>("recvSync"),
+                                       InstanceMethod<&CommunicatorBinding::SendrecvSync>("sendrecvSync"),
                                    },
                                    state);
   exports.Set("NativeCommunicator", cls);
@@ -366,6 +371,111 @@ Napi::Value CommunicatorBinding::Close(const Napi::CallbackInfo& info) {
   Napi::Value promise = submitAsync(env, std::move(op), c);
   closed_ = true;  // later calls are refused here, before reaching the worker
   return promise;
+}
+
+std::unique_ptr<P2pOp> CommunicatorBinding::p2pArgs(const Napi::CallbackInfo& info, size_t first, P2pOp::Kind kind) {
+  Napi::Env env = info.Env();
+  Dtype dtype = dtypeArg(info, first + 1);
+  int peer = intArg(info, first + 2, "peer");
+  if (info.Length() <= first + 3 || !info[first + 3].IsNumber()) throwArg(env, "tag must be a number");
+  double tag = info[first + 3].As<Napi::Number>().DoubleValue();
+  const char* verb = kind == P2pOp::Kind::Send ? "send" : "recv";
+  if (peer < 0 || peer >= core_->size() || peer == core_->rank()) {
+    throwArg(env, std::string(verb) + ": rank " + std::to_string(peer) + " is not another rank of this communicator (0.." +
+                      std::to_string(core_->size() - 1) + ", this is rank " + std::to_string(core_->rank()) + ")");
+  }
+  if (!(tag >= 0 && tag <= p2p::kMaxTag && tag == static_cast<double>(static_cast<uint32_t>(tag)))) {
+    throwArg(env, std::string(verb) + ": tag must be an integer with 0 <= tag < 2^31");
+  }
+  auto op = std::make_unique<P2pOp>();
+  op->kind = kind;
+  op->peer = peer;
+  op->tag = static_cast<uint32_t>(tag);
+  op->dtype = dtype;
+  op->data = viewData(env, info[first], dtype, &op->count);
+  return op;
+}
+
+Napi::Value CommunicatorBinding::p2pAsync(const Napi::CallbackInfo& info, P2pOp::Kind kind) {
+  Napi::Env env = info.Env();
+  std::unique_ptr<P2pOp> op = p2pArgs(info, 0, kind);
+  auto* c = new JsCompletion(env);
+  c->connect = true;  // resolves with undefined
+  c->keep.push_back(Napi::Persistent(info[0]));
+  Napi::Promise promise = c->deferred.Promise();
+  if (closed_ || !tsfnLive_) {
+    c->deferred.Reject(makeError(env, CommError(ErrorCode::Closed, "the communicator is closed")).Value());
+    delete c;
+    return promise;
+  }
+  if (pending_++ == 0) {
+    tsfn_.Ref(env);
+    Ref();
+  }
+  Tsfn tsfn = tsfn_;
+  op->done = [c, tsfn](const CommError* error) mutable {
+    if (error) c->error = *error;
+    if (tsfn.NonBlockingCall(c) != napi_ok) delete c;  // only when the environment is being torn down
+  };
+  core_->submitP2p(std::move(op));
+  return promise;
+}
+
+Napi::Value CommunicatorBinding::Send(const Napi::CallbackInfo& info) { return p2pAsync(info, P2pOp::Kind::Send); }
+Napi::Value CommunicatorBinding::Recv(const Napi::CallbackInfo& info) { return p2pAsync(info, P2pOp::Kind::Recv); }
+
+namespace {
+
+// A synchronous p2p call: the engine thread signals here while the JS thread waits (the views stay
+// alive on the JS stack). No deadline here: the engine bounds every pending op by the timeout.
+struct P2pWait {
+  std::mutex m;
+  std::condition_variable cv;
+  int left = 0;
+  std::optional<CommError> error;
+};
+
+void runSync(Communicator& core, std::vector<std::unique_ptr<P2pOp>> ops, Napi::Env env) {
+  auto wait = std::make_shared<P2pWait>();
+  wait->left = static_cast<int>(ops.size());
+  for (auto& op : ops) {
+    op->done = [wait](const CommError* error) {
+      std::lock_guard<std::mutex> lock(wait->m);
+      if (error && !wait->error) wait->error = *error;
+      if (--wait->left == 0) wait->cv.notify_all();
+    };
+  }
+  for (auto& op : ops) core.submitP2p(std::move(op));
+  std::unique_lock<std::mutex> lock(wait->m);
+  wait->cv.wait(lock, [&] { return wait->left == 0; });
+  if (wait->error) throw makeError(env, *wait->error);
+}
+
+}  // namespace
+
+Napi::Value CommunicatorBinding::SendSync(const Napi::CallbackInfo& info) {
+  if (closed_) throw makeError(info.Env(), CommError(ErrorCode::Closed, "the communicator is closed"));
+  std::vector<std::unique_ptr<P2pOp>> ops;
+  ops.push_back(p2pArgs(info, 0, P2pOp::Kind::Send));
+  runSync(*core_, std::move(ops), info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value CommunicatorBinding::RecvSync(const Napi::CallbackInfo& info) {
+  if (closed_) throw makeError(info.Env(), CommError(ErrorCode::Closed, "the communicator is closed"));
+  std::vector<std::unique_ptr<P2pOp>> ops;
+  ops.push_back(p2pArgs(info, 0, P2pOp::Kind::Recv));
+  runSync(*core_, std::move(ops), info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value CommunicatorBinding::SendrecvSync(const Napi::CallbackInfo& info) {
+  if (closed_) throw makeError(info.Env(), CommError(ErrorCode::Closed, "the communicator is closed"));
+  std::vector<std::unique_ptr<P2pOp>> ops;
+  ops.push_back(p2pArgs(info, 0, P2pOp::Kind::Send));
+  ops.push_back(p2pArgs(info, 4, P2pOp::Kind::Recv));
+  runSync(*core_, std::move(ops), info.Env());
+  return info.Env().Undefined();
 }
 
 }  // namespace ringtrain

@@ -38,6 +38,15 @@ class CommunicatorBinding : public Napi::ObjectWrap<CommunicatorBinding> {
   Napi::Value Allgather(const Napi::CallbackInfo& info);
   Napi::Value Barrier(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  // Point-to-point: (view, dtype, peer, tag[, comm]); SendrecvSync takes both halves.
+  Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value Recv(const Napi::CallbackInfo& info);
+  Napi::Value SendSync(const Napi::CallbackInfo& info);
+  Napi::Value RecvSync(const Napi::CallbackInfo& info);
+  Napi::Value SendrecvSync(const Napi::CallbackInfo& info);
+  Napi::Value p2pAsync(const Napi::CallbackInfo& info, P2pOp::Kind kind);
+  // Builds a p2p op from info[first..first+3] (view, dtype, peer, tag); throws on bad arguments.
+  std::unique_ptr<P2pOp> p2pArgs(const Napi::CallbackInfo& info, size_t first, P2pOp::Kind kind);
 
   Napi::Value submitAsync(Napi::Env env, std::unique_ptr<Operation> op, JsCompletion* completion);
 

@@ -96,11 +96,38 @@ void Communicator::join() {
 void Communicator::failWith(const CommError& error) {
   CommError final = ring_ ? ring_->abortAndClose(error, false) : error;
   failure_ = final;
+  // A failed ring (a dead rank, a mismatch) fails point-to-point too: one communicator, one fate.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (p2p_) p2p_->fail(final);
+}
+
+void Communicator::submitP2p(std::unique_ptr<P2pOp> op) {
+  std::shared_ptr<P2pEngine> engine;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    engine = p2p_;
+  }
+  if (!engine) {
+    CommError e(ErrorCode::Closed, o_.size == 1 ? "a world of one rank has no peer to send to" : "the communicator is closed or not connected");
+    op->done(&e);
+    return;
+  }
+  engine->submit(std::move(op));
+}
+
+void Communicator::stopP2p() {
+  std::shared_ptr<P2pEngine> engine;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    engine.swap(p2p_);
+  }
+  if (engine) engine->close();  // joins its thread; a submitter racing this still holds a reference
 }
 
 void Communicator::execute(Operation& op) {
   op.startUs = steadyMicros();
   if (op.kind == OpKind::Close) {
+    stopP2p();
     if (ring_ && !failure_) ring_->goodbyeAndClose();
     ring_.reset();
     listener_.reset();
@@ -130,6 +157,14 @@ void Communicator::execute(Operation& op) {
         RingConnector connector(o_.rank, o_.size, o_.token, op.peers, o_.socketBuffer, o_.log);
         RingLinks links = connector.establish(listener_, nowMs() + o_.timeoutMs, cancelled_);
         listener_.reset();  // nothing else may join this ring: strangers now meet a closed port
+        std::vector<std::unique_ptr<Link>> mesh(links.mesh.size());
+        for (size_t q = 0; q < mesh.size(); ++q)
+          if (links.mesh[q].valid()) mesh[q] = std::make_unique<TcpLink>(std::move(links.mesh[q]));
+        auto engine = std::make_shared<P2pEngine>(o_.rank, op.peers, std::move(mesh), o_.timeoutMs, o_.log);
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          p2p_ = std::move(engine);
+        }
         RingOptions ro;
         ro.rank = o_.rank;
         ro.size = o_.size;
@@ -164,6 +199,7 @@ void Communicator::execute(Operation& op) {
     op.done(op, nullptr);
   } catch (const CommError& e) {
     if (e.code() == ErrorCode::Cancelled || cancelled_.load()) {
+      stopP2p();
       failure_ = CommError(ErrorCode::Closed, "the communicator was closed");
       ring_.reset();
       CommError closed(ErrorCode::Closed, std::string("the communicator was closed during this operation"));
@@ -233,6 +269,7 @@ void Communicator::workerMain() {
     if (fds[0].revents & POLLIN) drainEventFd(wakeFd_);
   }
   std::lock_guard<std::mutex> ring(ringMu_);
+  stopP2p();
   // Cancelled while idle and healthy (e.g. the process exits without close()): say goodbye, so the
   // neighbours see a clean departure rather than a crash.
   if (ring_ && !failure_ && cancelled_.load()) ring_->goodbyeAndClose();

@@ -20,6 +20,7 @@
 #include "comm_error.h"
 #include "device_allreduce.h"
 #include "dtype.h"
+#include "p2p_engine.h"
 #include "ring.h"
 #include "ring_connector.h"
 #include "socket.h"
@@ -77,6 +78,9 @@ class Communicator {
   // Runs `op` on the calling thread when nothing submitted earlier is pending and the worker is
   // not using the ring; returns false (op untouched) otherwise. For synchronous calls.
   bool tryRunInline(Operation& op);
+  // Point-to-point: runs on the P2pEngine's thread, concurrently with collectives and with every
+  // other pending send/recv. Thread-safe; before connect or after close it fails at once.
+  void submitP2p(std::unique_ptr<P2pOp> op);
   // Stops now: the running operation and all queued ones fail; joins the worker. Idempotent.
   void cancel();
   // Joins the worker after a Close operation completed. Idempotent.
@@ -87,6 +91,7 @@ class Communicator {
   void execute(Operation& op);
   void failWith(const CommError& error);
   void wake();
+  void stopP2p();
 
   CommunicatorOptions o_;
   Socket listener_;
@@ -94,7 +99,8 @@ class Communicator {
   int wakeFd_ = -1;
   int cancelFd_ = -1;
   std::unique_ptr<Ring> ring_;
-  std::unique_ptr<DeviceAllreduce> device_;  // first device all-reduce creates it
+  std::unique_ptr<DeviceAllreduce> device_;
+  std::shared_ptr<P2pEngine> p2p_;  // guarded by mu_ (the pointer; the engine locks itself)  // first device all-reduce creates it
   uint64_t seq_ = 0;
 
   std::mutex ringMu_;  // whoever runs an operation or a health pass holds it: the ring has one user at a time

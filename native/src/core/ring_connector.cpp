@@ -132,9 +132,12 @@ RingLinks RingConnector::establish(Socket& listener, int64_t deadline, const std
   const int leftRank = (rank_ + size_ - 1) % size_;
   RingLinks links;
   links.partners.resize(static_cast<size_t>(size_));
+  links.mesh.resize(static_cast<size_t>(size_));
 
   // Every link this rank needs: the ring (channel 0: dial right, accept left) and the partners of
-  // the small-message algorithm (channel 1: the lower rank dials).
+  // the small-message algorithm (channel 1: the lower rank dials), and the mesh (channel 2: one link
+  // to every other rank, the lower rank dials). Links are made here, at set-up, because the listener
+  // closes afterwards (strangers then meet a closed port); the mesh costs size - 1 fds per rank.
   struct Want {
     int peer;
     uint16_t channel;
@@ -148,6 +151,8 @@ RingLinks RingConnector::establish(Socket& listener, int64_t deadline, const std
   wants.push_back({rightRank, 0, true, &links.right, nullptr});
   wants.push_back({leftRank, 0, false, &links.left, nullptr});
   for (int q : doublingPartners(rank_, size_)) wants.push_back({q, 1, rank_ < q, &links.partners[static_cast<size_t>(q)], nullptr});
+  for (int q = 0; q < size_; ++q)
+    if (q != rank_) wants.push_back({q, 2, rank_ < q, &links.mesh[static_cast<size_t>(q)], nullptr});
   std::vector<std::unique_ptr<Handshake>> incoming;
 
   auto startDial = [&](Want& w) {

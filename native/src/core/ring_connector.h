@@ -1,5 +1,7 @@
-// Forms the links: connects to the right neighbour and accepts the left one (the ring), plus the
-// direct links of the small-message algorithm, each side proving it
+// The rank's connection manager: forms every link the rank uses, all through one authenticated
+// handshake and the one listener in the port range: the ring (connects to the right neighbour,
+// accepts the left one), the direct links of the small-message algorithm, and the mesh (one link to
+// every other rank: point-to-point messages, sub-communicators). Each side proves it
 // knows the job token (HMAC challenge-response). Strangers, garbage and slow handshakes on the
 // listener are dropped and logged without disturbing the job.
 #pragma once
@@ -24,6 +26,9 @@ struct RingLinks {
   Socket left;   // we accepted: data comes in here, control messages go back
   // Direct links of the small-message algorithm, indexed by peer rank (invalid where none).
   std::vector<Socket> partners;
+  // One link to every other rank, for point-to-point messages and sub-communicators (the
+  // P2pEngine owns them); indexed by peer rank, invalid for this rank.
+  std::vector<Socket> mesh;
 };
 
 // Peers of `rank` in recursive doubling over the largest power of two p <= size; ranks >= p
