@@ -135,11 +135,18 @@ export class RingCommunicator implements Communicator {
     return this.track(p, 'broadcast', dtype, view.byteLength, view);
   }
 
-  async allgather<T extends CollectiveView>(view: T, options?: { dtype?: Dtype }): Promise<T> {
+  async allgather<T extends CollectiveView>(view: T, options?: { dtype?: Dtype; out?: T }): Promise<T> {
     this.checkOpen('allgather');
     const dtype = dtypeOf(view, options?.dtype);
     const Ctor = view.constructor as new (length: number) => T;
-    const out = new Ctor(view.length * this.size);
+    const given = options?.out;
+    if (given !== undefined && (given.constructor !== Ctor || given.length !== view.length * this.size)) {
+      throw new RingtrainError(
+        'ERR_RINGTRAIN_ARGUMENT',
+        `ringtrain: allgather out must be a ${Ctor.name} of ${view.length * this.size} elements (size x view), got a ${(given as object).constructor?.name} of ${(given as CollectiveView).length}`,
+      );
+    }
+    const out = given ?? new Ctor(view.length * this.size);
     const p = native(() => this.nativeComm.allgather(view as NativeView, out as NativeView, DTYPE_CODES[dtype]));
     return this.track(p, 'allgather', dtype, view.byteLength, out);
   }

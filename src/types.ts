@@ -60,8 +60,11 @@ export interface Communicator {
   allreduceDevice(ptr: bigint, count: number, dtype: Dtype, op?: ReduceOp): Promise<void>;
   /** Copies `root`'s `view` into every rank's `view`. */
   broadcast<T extends CollectiveView>(view: T, root?: number, options?: { dtype?: Dtype }): Promise<T>;
-  /** Returns a new array of `size * view.length` elements: every rank's view in rank order. */
-  allgather<T extends CollectiveView>(view: T, options?: { dtype?: Dtype }): Promise<T>;
+  /**
+   * Every rank's view in rank order, `size * view.length` elements: a new array, or `out` (same
+   * type, exactly that length) when given, so a loop need not allocate one per call.
+   */
+  allgather<T extends CollectiveView>(view: T, options?: { dtype?: Dtype; out?: T }): Promise<T>;
   /** Resolves on every rank only once every rank has entered it. */
   barrier(): Promise<void>;
   /**

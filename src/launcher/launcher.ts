@@ -8,6 +8,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatHostPort } from '../address.js';
+import { PROGRESS_ENV } from '../progress.js';
 import { mergeTimelines, rankTimelinePath } from '../timeline.js';
 import { formatHost, type HostEntry } from './hostfile.js';
 import { isLocalHost } from './local-addresses.js';
@@ -15,6 +16,7 @@ import { RankProcess, type RankExit } from './rank-process.js';
 import { listenRendezvous, planRendezvous } from './rendezvous-address.js';
 import { localMachine, placeRanks, type RankPlacement } from './slots.js';
 import { localRankArgv, shellQuote, sshRankArgv, type SshSettings } from './ssh-command.js';
+import { StatusLine } from './status-line.js';
 
 export interface LaunchOptions {
   /** Undefined: the local machine, one slot per CPU (or -np). */
@@ -48,7 +50,7 @@ export interface LaunchOptions {
 /** Variables the launcher sets itself: never inherited from its own environment. */
 const CONTRACT_VARS = [
   'RINGTRAIN_RANK', 'RINGTRAIN_SIZE', 'RINGTRAIN_LOCAL_RANK', 'RINGTRAIN_LOCAL_SIZE', 'RINGTRAIN_ADDR',
-  'RINGTRAIN_TOKEN', 'RINGTRAIN_IFACE', 'RINGTRAIN_TIMEOUT_MS', 'RINGTRAIN_PORT_RANGE', 'RINGTRAIN_LAUNCHER',
+  'RINGTRAIN_TOKEN', 'RINGTRAIN_IFACE', 'RINGTRAIN_TIMEOUT_MS', 'RINGTRAIN_PORT_RANGE', 'RINGTRAIN_LAUNCHER', PROGRESS_ENV,
 ];
 /** Other engines' rank variables: inherited by a local rank they would contradict its contract. */
 const FOREIGN_RANK_VARS = [
@@ -85,6 +87,7 @@ interface Failure {
 export class Launcher {
   private readonly out: (text: string) => void;
   private readonly err: (text: string) => void;
+  private readonly status: StatusLine | undefined;
   private readonly ranks: RankProcess[] = [];
   private readonly remoteRank = new Map<number, boolean>();
   private readonly joined = new Set<number>();
@@ -98,6 +101,12 @@ export class Launcher {
   constructor(private readonly options: LaunchOptions) {
     this.out = options.stdout ?? ((t) => void process.stdout.write(t));
     this.err = options.stderr ?? ((t) => void process.stderr.write(t));
+    // Ranks' progress lines are drawn in place, only when the output goes to the user's terminal.
+    if (options.stdout === undefined && options.stderr === undefined && process.stderr.isTTY) {
+      this.status = new StatusLine((t) => void process.stderr.write(t));
+      this.out = this.status.around(this.out);
+      this.err = this.status.around(this.err);
+    }
   }
 
   private say(message: string): void {
@@ -173,6 +182,7 @@ export class Launcher {
           logFile: o.outputDir ? path.join(o.outputDir, `rank.${p.rank}.log`) : undefined,
           stdout: this.out,
           stderr: this.err,
+          progress: this.status ? (text) => this.status!.show(text ? `[${p.rank}] ${text}` : '') : undefined,
         }),
       );
     }
@@ -188,6 +198,7 @@ export class Launcher {
       await server.close();
     }
 
+    this.status?.show('');
     if (o.timeline !== undefined) this.mergeTimeline(path.resolve(o.cwd, o.timeline), size);
     const hostCount = hosts.length;
     const wall = seconds(Date.now() - this.startedAt);
@@ -232,6 +243,7 @@ export class Launcher {
     if (o.timeoutS !== undefined) env.push(['RINGTRAIN_TIMEOUT_MS', String(Math.round(o.timeoutS * 1000))]);
     if (o.portRange !== undefined) env.push(['RINGTRAIN_PORT_RANGE', `${o.portRange[0]}-${o.portRange[1]}`]);
     if (o.timeline !== undefined) env.push(['RINGTRAIN_TIMELINE', path.resolve(o.cwd, o.timeline)]);
+    if (this.status) env.push([PROGRESS_ENV, '1']);
     return env;
   }
 

@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { PROGRESS_MARKER } from '../progress.js';
 import { OutputPrefixer } from './output-prefixer.js';
 import { parseStartedMarker } from './rank-wrapper.js';
 import type { RankPlacement } from './slots.js';
@@ -33,6 +34,8 @@ export interface RankProcessOptions {
   logFile: string | undefined;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** Receives the rank's progress lines (src/progress.ts) instead of stderr; undefined: they are ordinary lines. */
+  progress?: (text: string) => void;
 }
 
 const KEPT_STDERR_LINES = 5;
@@ -103,6 +106,10 @@ export class RankProcess {
       prefix,
       write: o.stderr,
       filter: (line) => {
+        if (o.progress && line.startsWith(PROGRESS_MARKER)) {
+          o.progress(line.slice(PROGRESS_MARKER.length));
+          return false;
+        }
         this.lastStderr.push(line);
         if (this.lastStderr.length > KEPT_STDERR_LINES) this.lastStderr.shift();
         this.log?.write(`${line}\n`);
