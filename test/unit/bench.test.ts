@@ -4,16 +4,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { COLLECTIVES, COLLECTIVE_NAMES, collectivesFor, reducedValue } from '../src/bench/collectives.js';
-import { CSV_HEADER, formatCollectiveFooter, formatCsvRow, formatRow } from '../src/bench/report.js';
-import { bandwidths, sizesToRun, type BenchRow } from '../src/bench/sweep.js';
-import { NO_TFJS_MESSAGE, loadTfjsFrom } from '../src/bench/tfjs-loader.js';
-import { formatTrainReport, type PhaseResult, type TrainReport } from '../src/bench/train-report.js';
-import { median, samplesPerSec, scalingEfficiency, splitSteps } from '../src/bench/train-stats.js';
-import { countWrong, decodeAt, encode, makeView, setAt } from '../src/bench/values.js';
-import { StatusLine } from '../src/launcher/status-line.js';
-import { PROGRESS_MARKER, ProgressLine } from '../src/progress.js';
-import type { Communicator, Dtype } from '../src/types.js';
+import { COLLECTIVES, COLLECTIVE_NAMES, collectivesFor, reducedValue } from '../../src/bench/collectives.js';
+import { CSV_HEADER, formatCollectiveFooter, formatCsvRow, formatRow } from '../../src/bench/report.js';
+import { bandwidths, sizesToRun, type BenchRow } from '../../src/bench/sweep.js';
+import { NO_TFJS_MESSAGE, loadTfjsFrom } from '../../src/bench/tfjs-loader.js';
+import { formatTrainReport, type PhaseResult, type TrainReport } from '../../src/bench/train-report.js';
+import { median, samplesPerSec, scalingEfficiency, splitSteps } from '../../src/bench/train-stats.js';
+import { countWrong, decodeAt, encode, makeView, setAt } from '../../src/bench/values.js';
+import { StatusLine } from '../../src/launcher/status-line.js';
+import { PROGRESS_MARKER, ProgressLine } from '../../src/progress.js';
+import type { Communicator, Dtype } from '../../src/types.js';
 
 describe('nccl-tests conventions per collective', () => {
   it('uses busbw factors 2(n-1)/n for allreduce, (n-1)/n for allgather and reduce-scatter, 1 for broadcast and sendrecv', () => {
