@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { COLLECTIVES, COLLECTIVE_NAMES, type CollectiveName } from '../src/bench/collectives.js';
 import { CSV_HEADER } from '../src/bench/report.js';
 import { PROGRESS_MARKER } from '../src/progress.js';
+import { init } from '../src/init.js';
 import { CLI, ROOT, hasCommand, runCli } from './cluster/run-cli.js';
 
 /** Rank 0's lines, without the launcher's `[0] ` tag. */
@@ -159,5 +160,20 @@ describe('ringtrain bench --train', () => {
     const run = await runCli(['-np', '1', 'bench', '--train', '--layers', '64,x']);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("--layers: '64,x' must be positive integers");
+  });
+});
+
+describe('allgather into a buffer of the caller', () => {
+  it('fills `out` and returns it, and refuses one of the wrong type or length before sending', async () => {
+    const comm = await init({ rank: 0, size: 1, env: {} });
+    try {
+      const out = new Int32Array(3);
+      expect(await comm.allgather(new Int32Array([4, 5, 6]), { out })).toBe(out);
+      expect([...out]).toEqual([4, 5, 6]);
+      await expect(comm.allgather(new Int32Array(3), { out: new Int32Array(2) })).rejects.toMatchObject({ code: 'ERR_RINGTRAIN_ARGUMENT' });
+      await expect(comm.allgather(new Int32Array(3), { out: new Float32Array(3) as unknown as Int32Array })).rejects.toThrow(/out must be a Int32Array of 3 elements/);
+    } finally {
+      await comm.close();
+    }
   });
 });
