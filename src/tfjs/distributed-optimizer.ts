@@ -62,7 +62,7 @@ export function parseByteCount(text: string, what: string, min = 1): number {
 }
 
 /** Option, else environment variable, else default; `min` is 1 for sizes, 0 where 0 means "off". */
-function resolveBytes(option: number | undefined, name: string, env: string, fallback: number, min: number): number {
+export function resolveBytes(option: number | undefined, name: string, env: string, fallback: number, min: number): number {
   if (option !== undefined) {
     if (!Number.isFinite(option) || option < min) throw argumentError(`${name} must be a number >= ${min}, got ${option}`);
     return Math.floor(option);
@@ -82,6 +82,11 @@ function isOptimizer(value: unknown): value is tf.Optimizer {
 }
 
 const wrappers = new WeakSet<object>();
+
+/** True for a DistributedOptimizer (instanceof cannot tell: tf.Optimizer's instance check is structural). */
+export function isDistributedOptimizer(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && wrappers.has(value);
+}
 
 export class DistributedOptimizer extends tf.Optimizer {
   readonly inner: tf.Optimizer;

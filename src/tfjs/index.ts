@@ -31,3 +31,19 @@ export type { BroadcastCallbackOptions } from './broadcast-callback.js';
 export { RankCallback } from './rank-callback.js';
 export type { CallbackLogs, LogValue } from './rank-callback.js';
 export type { LayerVariableLike, ModelLike } from './model-like.js';
+export { PipelineModel } from './pipeline-model.js';
+export type {
+  PipelineModelOptions,
+  PipelineCompileArgs,
+  PipelineFitArgs,
+  PipelineHistory,
+  PipelineCallback,
+  PipelineLogs,
+} from './pipeline-model.js';
+export type { LayerLike, ChainModelLike, PipelineModelSource } from './layer-chain.js';
+export type { LossOrMetricFn } from './pipeline-losses.js';
+export type { PipelineCommunicator, PointToPointOptions } from './pipeline-comm.js';
+export { pipelineSchedule, predictedBubble, simulateSchedule } from './pipeline-schedule.js';
+export type { PipelineScheduleKind, PipelineStep, SimulationCosts, SimulationResult } from './pipeline-schedule.js';
+export { balancedRanges, rangesFromSplitAt, microBatchRows } from './pipeline-split.js';
+export type { LayerRange } from './pipeline-split.js';
