@@ -9,7 +9,7 @@ import {
   rangesFromSplitAt,
   simulateSchedule,
   type PipelineStep,
-} from '../dist/tfjs/index.js';
+} from '../../dist/tfjs/index.js';
 
 const text = (steps: readonly PipelineStep[]): string => steps.map((s) => `${s.kind === 'forward' ? 'F' : 'B'}${s.microBatch}`).join(' ');
 
