@@ -5,7 +5,8 @@
  *   ringtrain [--hosts FILE | -H ...] [-np N] [options] bench [bench options]
  *   ringtrain info [--json]
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
@@ -54,12 +55,40 @@ function parseExports(values: readonly string[]): [string, string][] {
   });
 }
 
-function positiveNumber(value: number | undefined, what: string, allowZero = false): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    throw new UsageError(`${what} must be a number ${allowZero ? '>= 0' : '> 0'}, got ${value}`);
+/**
+ * Parses a numeric option from its text, so that a message echoes what was typed (`-np abc`), not
+ * what JavaScript made of it (NaN).
+ */
+function numberOption(
+  text: string | undefined,
+  what: string,
+  rule: { integer?: boolean; min: number; allowMin?: boolean; max?: number },
+): number | undefined {
+  if (text === undefined) return undefined;
+  const value = text.trim() === '' ? NaN : Number(text);
+  const { integer = false, min, allowMin = true, max } = rule;
+  const ok =
+    Number.isFinite(value) && (integer ? Number.isInteger(value) : true) && (allowMin ? value >= min : value > min) && (max === undefined || value <= max);
+  if (!ok) {
+    const kind = integer ? 'a whole number' : 'a number';
+    const range = max !== undefined ? `${min}..${max}` : `${allowMin ? '>=' : '>'} ${min}`;
+    throw new UsageError(`${what} must be ${kind} ${range}, got '${text}'`);
   }
   return value;
+}
+
+/** `--output-dir`: made now, so an unusable one is a command-line error before anything starts. */
+function prepareOutputDir(dir: string | undefined): void {
+  if (dir === undefined) return;
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UsageError(`--output-dir ${dir}: exists and is not a directory`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOTDIR' ? 'a part of the path is a file' : err.code === 'EACCES' ? 'permission denied' : (err.code ?? err.message);
+    throw new UsageError(`--output-dir ${dir}: cannot create or write it (${why})`);
+  }
 }
 
 function parser(args: string[]) {
@@ -78,14 +107,14 @@ function parser(args: string[]) {
     .parserConfiguration({ 'halt-at-non-option': true, 'parse-positional-numbers': false })
     .option('hosts', { alias: 'hostfile', type: 'string', describe: 'Hostfile: "host slots=N", "host:N" or "host" per line, # comments' })
     .option('H', { alias: 'host', type: 'string', describe: 'Comma-separated hosts, e.g. -H a:2,b:2,[fd00::3]:4' })
-    .option('np', { alias: 'n', type: 'number', describe: 'Number of ranks (default: all slots; without hosts, one per CPU)' })
-    .option('ssh-port', { type: 'number', describe: 'ssh port on every host' })
+    .option('np', { alias: 'n', type: 'string', describe: 'Number of ranks (default: all slots; without hosts, one per CPU)' })
+    .option('ssh-port', { type: 'string', describe: 'ssh port on every host' })
     .option('ssh-identity-file', { type: 'string', describe: 'ssh private key' })
     .option('ssh-option', { type: 'string', array: true, default: [] as string[], describe: 'Extra ssh option, passed as -o (repeatable)' })
     .option('network-interface', { type: 'string', describe: 'Interface the ranks bind and advertise on (e.g. eth0)' })
     .option('port-range', { type: 'string', describe: 'Every port ringtrain opens lies in A-B (rendezvous and ring)' })
-    .option('start-timeout', { type: 'number', default: 30, describe: 'Seconds for all ranks to join, 0 for no limit' })
-    .option('timeout', { type: 'number', describe: 'Collective timeout given to the ranks, in seconds' })
+    .option('start-timeout', { type: 'string', default: '30', describe: 'Seconds for all ranks to join, 0 for no limit' })
+    .option('timeout', { type: 'string', describe: 'Collective timeout given to the ranks, in seconds' })
     .option('x', { type: 'string', array: true, default: [] as string[], describe: 'Export NAME=VALUE (or NAME from here) to every rank (repeatable)' })
     .option('output-dir', { type: 'string', describe: 'Also write each rank\'s output to DIR/rank.<N>.log' })
     .option('timeline', { type: 'string', describe: 'Record a Chrome-trace timeline of every collective (and the tfjs hook phases) to FILE' })
@@ -267,7 +296,14 @@ async function main(): Promise<number> {
   if (!afterDashes && rest[0] === 'bench') {
     const benchCli = fileURLToPath(new URL('./bench-cli.js', import.meta.url));
     if (!existsSync(benchCli)) throw new UsageError(`bench: ${benchCli} is missing (build ringtrain first: npm run build)`);
-    command = ['node', benchCli, ...rest.slice(1)];
+    const benchArgs = rest.slice(1);
+    // Help and version are the same on every rank: print them once, here, instead of starting ranks.
+    const untilDashes = benchArgs.includes('--') ? benchArgs.slice(0, benchArgs.indexOf('--')) : benchArgs;
+    if (untilDashes.some((a) => a === '--help' || a === '-h' || a === '--version')) {
+      const shown = spawnSync(process.execPath, [benchCli, ...benchArgs], { stdio: 'inherit', env: process.env });
+      return shown.status ?? 1;
+    }
+    command = ['node', benchCli, ...benchArgs];
   } else {
     command = rest;
   }
@@ -293,22 +329,23 @@ async function main(): Promise<number> {
   }
   const identityFile = argv['ssh-identity-file'];
   if (identityFile !== undefined && !existsSync(identityFile)) throw new UsageError(`--ssh-identity-file ${identityFile}: no such file`);
-  const sshPort = argv['ssh-port'];
-  if (sshPort !== undefined && (!Number.isInteger(sshPort) || sshPort < 1 || sshPort > 65535)) {
-    throw new UsageError(`--ssh-port must be 1..65535, got ${sshPort}`);
-  }
+  const sshPort = numberOption(argv['ssh-port'], '--ssh-port', { integer: true, min: 1, max: 65535 });
+  const np = numberOption(argv.np, '-np', { integer: true, min: 1 });
+  const startTimeoutS = numberOption(argv['start-timeout'], '--start-timeout', { min: 0 }) ?? 30;
+  const timeoutS = numberOption(argv.timeout, '--timeout', { min: 0, allowMin: false });
+  prepareOutputDir(argv['output-dir']);
 
   const options: LaunchOptions = {
     hosts,
     hostsWhat,
-    np: argv.np,
+    np,
     command,
     cwd: process.cwd(),
     ssh: { port: sshPort, identityFile, options: argv['ssh-option'].map(String) },
     networkInterface: argv['network-interface'],
     portRange,
-    startTimeoutS: positiveNumber(argv['start-timeout'], '--start-timeout', true) ?? 30,
-    timeoutS: positiveNumber(argv.timeout, '--timeout'),
+    startTimeoutS,
+    timeoutS,
     exportEnv: parseExports(argv.x.map(String)),
     outputDir: argv['output-dir'],
     timeline: argv.timeline,

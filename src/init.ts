@@ -3,11 +3,12 @@ import { formatHostPort } from './address.js';
 import { RingCommunicator, type OperationObserver } from './communicator.js';
 import { resolveContract, type RankContract } from './contract.js';
 import { RingtrainError } from './errors.js';
+import { hostIdentity, localPlacement } from './host-identity.js';
 import { interfaceAddress, isLocalAddress } from './interfaces.js';
 import { fromNativeError, loadNative, type NativeCommunicator } from './native.js';
 import { RendezvousClient, RendezvousServer } from './rendezvous.js';
 import { Timeline } from './timeline.js';
-import type { Communicator, InitOptions, PeerInfo } from './types.js';
+import type { Communicator, InitOptions } from './types.js';
 
 let defaultCommunicator: Communicator | undefined;
 /** init() calls of this process run one after the other (see init()). */
@@ -24,13 +25,6 @@ export function currentCommunicator(): Communicator {
     throw new RingtrainError('ERR_RINGTRAIN_CLOSED', 'ringtrain: the communicator made by the last init() is closed: call `await init()` again');
   }
   return defaultCommunicator;
-}
-
-/** Local rank and size from the table: ranks that share a hostname share a machine. */
-function localPlacement(peers: readonly PeerInfo[], rank: number): { localRank: number; localSize: number } {
-  const mine = peers[rank]!.hostname;
-  const same = peers.filter((p) => p.hostname === mine);
-  return { localRank: same.findIndex((p) => p.rank === rank), localSize: same.length };
 }
 
 async function serveIfRankZero(c: RankContract, env: NodeJS.ProcessEnv, generation: number): Promise<RendezvousServer | undefined> {
@@ -89,7 +83,7 @@ async function initOnce(options: InitOptions): Promise<Communicator> {
       timing: timeline !== undefined,
     });
     await nativeComm.connect([]);
-    const peers = [{ rank: 0, host: '127.0.0.1', port: 0, hostname, localRank: 0, pid: process.pid }];
+    const peers = [{ rank: 0, host: '127.0.0.1', port: 0, hostname, hostId: hostIdentity(), localRank: 0, pid: process.pid }];
     const comm = new RingCommunicator(nativeComm, { rank: 0, size: 1, localRank: 0, localSize: 1, peers }, observer);
     defaultCommunicator = comm;
     return comm;
@@ -126,6 +120,7 @@ async function initOnce(options: InitOptions): Promise<Communicator> {
         host: advertise,
         port: nativeComm.port,
         hostname,
+        hostId: hostIdentity(),
         localRank: c.localRank ?? 0,
         localSize: c.localSize,
         pid: process.pid,

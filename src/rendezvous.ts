@@ -17,6 +17,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import net from 'node:net';
 import { formatHostPort, type HostPort } from './address.js';
 import { RingtrainError } from './errors.js';
+import { hostnameIdentity } from './host-identity.js';
 import type { PeerInfo } from './types.js';
 
 const MAX_LINE = 64 * 1024;
@@ -94,6 +95,11 @@ export interface RendezvousServerOptions {
   generation?: number;
   /** Reusable servers: a generation after the first failed (its ranks were told why). */
   onRoundFailure?: (err: RingtrainError, generation: number) => void;
+  /**
+   * Checks each join against those before it (the launcher compares host identities with its
+   * layout); an error returned fails the whole rendezvous, before any table is sent.
+   */
+  checkJoin?: (info: JoinInfo, joined: readonly JoinInfo[]) => RingtrainError | undefined;
   /** Rejected connections (bad token, garbage) are reported here and dropped; the job goes on. */
   onReject?: (remote: string, reason: string) => void;
 }
@@ -259,6 +265,8 @@ export class RendezvousServer {
       return;
     }
     const hostname = isText(m.hostname, 256) ? m.hostname : m.host;
+    // Joins from before host identities are placed by host name.
+    const hostId = isText(m.hostId, 512) ? m.hostId : hostnameIdentity(hostname);
     const existing = this.joined.get(m.rank);
     if (existing) {
       const err = `two processes claim rank ${m.rank}: ${existing.info.hostname} (pid ${existing.info.pid}) and ${hostname} (pid ${m.pid})`;
@@ -271,11 +279,18 @@ export class RendezvousServer {
       host: m.host,
       port: m.port,
       hostname,
+      hostId,
       localRank: m.localRank,
       pid: m.pid,
       size: m.size,
       localSize: isInt(m.localSize, 1) ? m.localSize : undefined,
     };
+    const layoutError = this.options.checkJoin?.(info, [...this.joined.values()].map((j) => j.info));
+    if (layoutError) {
+      this.reject(socket, layoutError.message.replace(/^ringtrain: /, ''));
+      this.fail(layoutError, reject);
+      return;
+    }
     this.joined.set(m.rank, { info, socket, clientNonce: m.nonce });
     this.options.onJoin?.(info, this.generation);
     if (this.joined.size === size) this.complete(resolve);
@@ -285,7 +300,15 @@ export class RendezvousServer {
     const peers: PeerInfo[] = [];
     for (let r = 0; r < this.options.size; r++) {
       const { info } = this.joined.get(r)!;
-      peers.push({ rank: info.rank, host: info.host, port: info.port, hostname: info.hostname, localRank: info.localRank, pid: info.pid });
+      peers.push({
+        rank: info.rank,
+        host: info.host,
+        port: info.port,
+        hostname: info.hostname,
+        hostId: info.hostId,
+        localRank: info.localRank,
+        pid: info.pid,
+      });
     }
     const digest = tableDigest(peers);
     for (const { socket, clientNonce } of this.joined.values()) {

@@ -36,6 +36,11 @@ export interface PeerInfo {
   host: string;
   port: number;
   hostname: string;
+  /**
+   * The machine the rank runs on (kernel boot id, IPC and network namespace; see host-identity):
+   * ranks with equal hostId share a machine. Local ranks are counted by it.
+   */
+  hostId: string;
   localRank: number;
   pid: number;
 }

@@ -3,6 +3,7 @@
  * each host, a key made for the test. Needs root, iproute2 and openssh-server; in CI (CI=true) these
  * tests must run, elsewhere they are skipped, saying why.
  */
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterDown, clusterUp, describeLeftovers, HOSTS, leftovers, ROOT_NS_ADDRESS, skipCluster, type Cluster } from './cluster/cluster.js';
 import { hasCommand, runCli, runCommand, startCli, tagged, waitUntil, type LauncherRankReport as Report } from './cluster/run-cli.js';
@@ -43,7 +44,46 @@ describe.skipIf(skipCluster())('launcher over ssh on a 4-host cluster', () => {
       expect(r.tableHosts).toEqual(expectedHosts);
       expect(r.tokenLength).toBe(64);
       expect(r.tokenInCmdline).toBe(false);
+      // One host identity per namespace host: the same kernel, but each namespace is its own machine.
+      const ids = r.tableHostIds!;
+      expect(new Set(ids).size).toBe(4);
+      for (let i = 0; i < 8; i += 2) expect(ids[i]).toBe(ids[i + 1]);
     }
+    await noLeftovers();
+  });
+
+  it('init() counts local ranks by host identity: namespace hosts (one kernel, one host name) stay separate machines', async () => {
+    const c = cluster!;
+    // Without the launcher's local ranks, init() derives them from the rendezvous table.
+    const command = ['env', '-u', 'RINGTRAIN_LOCAL_RANK', '-u', 'RINGTRAIN_LOCAL_SIZE', NODE, ALLREDUCE];
+    const run = await runCli(['-H', `localhost:1,${HOSTS[0]}:2,${HOSTS[1]}:2`, ...c.sshArgs, '--', ...command]);
+    expect(run.code, run.stderr).toBe(0);
+    const results = tagged<{ wrong: number; localRank: number; localSize: number; hostnames: string[] }>(run.stdout, 'RESULT');
+    expect([...results.keys()].sort()).toEqual([0, 1, 2, 3, 4]);
+    for (const r of results.values()) expect(new Set(r.hostnames).size).toBe(1); // every host has the same name
+    expect([...results.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => [r.localRank, r.localSize, r.wrong])).toEqual([
+      [0, 1, 0],
+      [0, 2, 0],
+      [1, 2, 0],
+      [0, 2, 0],
+      [1, 2, 0],
+    ]);
+    await noLeftovers();
+  });
+
+  it('two hostfile names for one namespace host are refused at the rendezvous with exit 2, naming both', async () => {
+    const c = cluster!;
+    const file = `${c.dir}/two-names.txt`;
+    writeFileSync(file, `${HOSTS[0]} slots=2\nroot@${HOSTS[0]} slots=1\n`);
+    const run = await runCli(['--hosts', file, ...c.sshArgs, '--', NODE, RANK]);
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `ringtrain: ranks \\d and 2 run on one machine \\(.*same kernel boot, IPC and network namespace\\), but ${file.replace(/[.]/g, '\\.')} names it twice, ` +
+          `as '${HOSTS[0]!.replace(/\./g, '\\.')}' \\(${file.replace(/[.]/g, '\\.')}:1\\) and 'root@${HOSTS[0]!.replace(/\./g, '\\.')}' \\(${file.replace(/[.]/g, '\\.')}:2\\)`,
+      ),
+    );
+    expect(run.stdout).not.toMatch(/REPORT/); // no rank got a table
+    expect(run.code).toBe(2);
     await noLeftovers();
   });
 

@@ -9,6 +9,8 @@ import { alive, runCli, startCli, tagged, waitUntil, type LauncherRankReport as 
 
 const RANK = 'test/fixtures/launcher-rank.mjs';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'rtl-local-'));
+const aFile = path.join(tmp, 'a-file');
+writeFileSync(aFile, 'not a directory\n');
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('launcher, local ranks', () => {
@@ -30,6 +32,33 @@ describe('launcher, local ranks', () => {
       expect(r.tableHosts).toEqual(['127.0.0.1', '127.0.0.1', '127.0.0.1']);
       expect(r.cwd).toBe(process.cwd());
       expect(r.stdinIsDevNull).toBe(true);
+    }
+  });
+
+  it('every spelling of this machine is one host: local ranks 0..n-1 of n in rank order, one host in the summary', async () => {
+    const file = path.join(tmp, 'aliases.txt');
+    writeFileSync(file, `localhost slots=2\n127.0.0.1:1\n${os.hostname()}\n[::1]\n`);
+    const run = await runCli(['--hosts', file, '--', 'node', RANK]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/^ringtrain: 5 rank\(s\) on 1 host\(s\) finished in /m);
+    const reports = tagged<Report>(run.stdout, 'REPORT');
+    expect([...reports.keys()].sort()).toEqual([0, 1, 2, 3, 4]);
+    for (const [rank, r] of reports) {
+      expect([r.localRank, r.localSize]).toEqual([rank, 5]);
+      expect(new Set(r.tableHostIds).size).toBe(1);
+    }
+  });
+
+  it("-H '[::1]:2' serves and advertises on ::1, and the real core all-reduces over it", async () => {
+    const run = await runCli(['-H', '[::1]:2', '--', 'node', 'test/fixtures/launcher-allreduce.mjs']);
+    expect(run.code, run.stderr).toBe(0);
+    const results = tagged<{ wrong: number; peers: string[]; rendezvous: string; localRank: number; localSize: number }>(run.stdout, 'RESULT');
+    expect(results.size).toBe(2);
+    for (const [rank, r] of results) {
+      expect(r.wrong).toBe(0);
+      expect(r.peers).toEqual(['::1', '::1']);
+      expect(r.rendezvous).toMatch(/^\[::1\]:\d+$/);
+      expect([r.localRank, r.localSize]).toEqual([rank, 2]);
     }
   });
 
@@ -124,7 +153,10 @@ describe('launcher, local ranks', () => {
 
   it('names the ranks that did not join by --start-timeout, and stops the job', async () => {
     const run = await runCli(['-np', '3', '--start-timeout', '1.5', '--', 'node', RANK, '--skip-join', '2']);
-    expect(run.stderr).toMatch(/1 of 3 rank\(s\) did not join the rendezvous within the start timeout \(1\.5s\): 2 on localhost \(running\)/);
+    expect(run.stderr).toContain(
+      'ringtrain: 1 of 3 rank(s) did not join the rendezvous within the start timeout (1.5s): 2 on localhost (running); ' +
+        'stopping the remaining 3 rank(s). Does the command call init()? Raise --start-timeout if startup is slow.\n',
+    );
     expect(run.code).toBe(1);
     expect(run.ms).toBeLessThan(10_000);
   });
@@ -148,15 +180,25 @@ describe('launcher, local ranks', () => {
 
   it('bench runs dist/bench-cli.js on every slot (or says it is not built)', async () => {
     const bench = path.resolve('dist/bench-cli.js');
-    const run = await runCli(['-np', '2', '-v', 'bench', '--help']);
+    const args = ['-b', '8', '-e', '8', '-n', '1', '-w', '0', '--min-time-ms', '0', '--startup-warmup-ms', '0'];
+    const run = await runCli(['-np', '2', '-v', 'bench', ...args]);
     if (existsSync(bench)) {
+      expect(run.code, run.stderr).toBe(0);
       expect(run.stderr).toContain(`rank 0 on localhost (local): env`);
-      expect(run.stderr).toContain(`RINGTRAIN_LAUNCHER=1 node ${bench} --help`);
+      expect(run.stderr).toContain(`RINGTRAIN_LAUNCHER=1 node ${bench} ${args.join(' ')}`);
       expect(run.stderr).toContain(`rank 1 on localhost (local): env`);
     } else {
       expect(run.stderr).toContain(`bench: ${bench} is missing`);
       expect(run.code).toBe(2);
     }
+  });
+
+  it('bench --help prints the help once, without starting ranks', async () => {
+    const run = await runCli(['-np', '3', 'bench', '--help']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.split('\n').filter((l) => l.includes('The benchmark suite: collectives nccl-tests style'))).toHaveLength(1);
+    expect(run.stdout).not.toMatch(/^\[\d\]/m);
+    expect(run.stderr).not.toContain('rank(s)');
   });
 });
 
@@ -164,7 +206,15 @@ describe('launcher command line', () => {
   it.each([
     [[], 'no command given'],
     [['-np', '2'], 'no command given'],
-    [['-np', '0', '--', 'true'], '-np must be a whole number >= 1, got 0'],
+    [['-np', '0', '--', 'true'], "-np must be a whole number >= 1, got '0'"],
+    [['-np', 'abc', '--', 'true'], "-np must be a whole number >= 1, got 'abc'"],
+    [['-np', '2.5', '--', 'true'], "-np must be a whole number >= 1, got '2.5'"],
+    [['--timeout', 'soon', '--', 'true'], "--timeout must be a number > 0, got 'soon'"],
+    [['--ssh-port', '70000', '--', 'true'], "--ssh-port must be a whole number 1..65535, got '70000'"],
+    [['--output-dir', aFile, '--', 'true'], `--output-dir ${aFile}: exists and is not a directory`],
+    [['--output-dir', path.join(aFile, 'logs'), '--', 'true'], `--output-dir ${path.join(aFile, 'logs')}: cannot create or write it (a part of the path is a file)`],
+    [['-np', '2', '--port-range', '29500-29500', '--', 'true'],
+      "--port-range 29500-29500 has 1 port(s), too few for this job: localhost needs 3 (one ring listener for each of its 2 rank(s), and one for the launcher's rendezvous); give a range of at least 3 ports"],
     [['-H', 'a:2,b', '-np', '4', '--', 'true'], '-np 4 is more than the 3 slot(s) in -H a:2,b (a:2, b:1)'],
     [['--port-range', '9-3', '--', 'true'], '--port-range: expected a port range A-B'],
     [['-x', '1BAD=2', '--', 'true'], "-x 1BAD=2: '1BAD' is not a valid environment variable name"],

@@ -8,10 +8,12 @@ import { existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatHostPort } from '../address.js';
+import type { RingtrainError } from '../errors.js';
 import { PROGRESS_ENV } from '../progress.js';
 import { mergeTimelines, rankTimelinePath } from '../timeline.js';
 import { formatHost, type HostEntry } from './hostfile.js';
-import { isLocalHost } from './local-addresses.js';
+import { identifyMachines, layoutError, localJobAddress, type Machine } from './machines.js';
+import { checkPortBudget } from './port-budget.js';
 import { RankProcess, type RankExit } from './rank-process.js';
 import { listenRendezvous, planRendezvous } from './rendezvous-address.js';
 import { localMachine, placeRanks, type RankPlacement } from './slots.js';
@@ -79,6 +81,8 @@ function seconds(ms: number): string {
 
 interface Failure {
   message: string;
+  /** What to do about it, said after the failure (and after what the launcher does next). */
+  hint?: string;
   exitCode: number;
   /** Set when the launcher was told to stop rather than a rank failing. */
   signal?: NodeJS.Signals;
@@ -121,13 +125,18 @@ export class Launcher {
   async run(): Promise<number> {
     const o = this.options;
     this.startedAt = Date.now();
-    const placements = placeRanks(o.hosts ?? localMachine(o.np), o.np, o.hostsWhat);
+    const machines = await identifyMachines(o.hosts ?? localMachine(o.np));
+    const placements = placeRanks(machines.map((m) => m.entry), o.np, o.hostsWhat);
     const size = placements.length;
+    const machineOf = new Map<HostEntry, Machine>(machines.map((m) => [m.entry, m]));
     const hosts = [...new Set(placements.map((p) => p.host))];
-    const local = new Map<HostEntry, boolean>();
-    await Promise.all(hosts.map(async (h) => local.set(h, await isLocalHost(h.host))));
+    const local = new Map<HostEntry, boolean>(hosts.map((h) => [h, machineOf.get(h)!.local]));
+    for (const m of machines) {
+      if (m.names.length > 1) this.verbose(`${m.names.map((n) => `'${formatHost(n)}' (${n.origin})`).join(', ')} are one machine: ${formatHost(m.entry)} with ${m.entry.slots} slot(s)`);
+    }
+    if (o.portRange) checkPortBudget(o.portRange, placements, (h) => local.get(h) === true);
     const remoteHosts = hosts.filter((h) => !local.get(h));
-    const plan = await planRendezvous(remoteHosts, o.networkInterface);
+    const plan = await planRendezvous(remoteHosts, o.networkInterface, localJobAddress(machines.find((m) => m.local)));
     if (plan.warning) this.say(`warning: ${plan.warning}`);
 
     const token = randomBytes(32).toString('hex');
@@ -146,6 +155,7 @@ export class Launcher {
           this.joined.add(info.rank);
           this.verbose(`rank ${info.rank} joined from ${info.hostname} (${info.host}, pid ${info.pid}) after ${seconds(Date.now() - this.startedAt)}`);
         },
+        checkJoin: (info, joined) => layoutError(info, joined, (rank) => machineOf.get(placements[rank]!.host)!, o.hostsWhat),
         onReject: (remote, reason) => this.say(`warning: rendezvous refused a connection from ${remote}: ${reason}`),
       },
       o.portRange,
@@ -155,7 +165,8 @@ export class Launcher {
     // off a large table still being sent. Once the table is out it only turns connections away.
     server.table.then(
       () => this.verbose(`all ${size} ranks joined after ${seconds(Date.now() - this.startedAt)}`),
-      (e: Error) => this.fail({ message: e.message.replace(/^ringtrain: /, ''), exitCode: 1 }),
+      // A layout the ranks' host identities contradict is a bad hostfile: exit 2, as for a bad command line.
+      (e: Error) => this.fail({ message: e.message.replace(/^ringtrain: /, ''), exitCode: (e as RingtrainError).code === 'ERR_RINGTRAIN_ARGUMENT' ? 2 : 1 }),
     );
 
     if (o.outputDir) mkdirSync(o.outputDir, { recursive: true });
@@ -330,8 +341,8 @@ export class Launcher {
       .join(', ');
     this.fail({
       message:
-        `${missing.length} of ${size} rank(s) did not join the rendezvous within the start timeout (${startTimeoutMs / 1000}s): ${list}. ` +
-        'Does the command call init()? Raise --start-timeout if startup is slow.',
+        `${missing.length} of ${size} rank(s) did not join the rendezvous within the start timeout (${startTimeoutMs / 1000}s): ${list}`,
+      hint: 'Does the command call init()? Raise --start-timeout if startup is slow.',
       exitCode: 1,
     });
   }
@@ -341,7 +352,8 @@ export class Launcher {
     if (this.stopping) return;
     this.failure = failure;
     const others = this.ranks.filter((r) => r.running).length;
-    this.say(`${failure.message}${others > 0 ? `; stopping the remaining ${others} rank(s)` : ''}`);
+    const stopping = others > 0 ? `; stopping the remaining ${others} rank(s)` : '';
+    this.say(`${failure.message}${stopping}${failure.hint ? `. ${failure.hint}` : ''}`);
     void this.stopAll();
   }
 

@@ -21,6 +21,8 @@ export interface RendezvousPlan {
 export async function planRendezvous(
   remoteHosts: readonly { host: string; origin: string }[],
   networkInterface: string | undefined,
+  /** Where an all-local job serves and advertises: the address the user named for this machine, or loopback. */
+  localAddress = '127.0.0.1',
 ): Promise<RendezvousPlan> {
   let warning: string | undefined;
   if (networkInterface !== undefined) {
@@ -31,7 +33,7 @@ export async function planRendezvous(
     warning = `this machine has no interface '${networkInterface}'; the rendezvous uses the address that routes to each host (the ranks still bind to '${networkInterface}')`;
   }
   if (remoteHosts.length === 0) {
-    return { bind: '127.0.0.1', advertiseTo: new Map(), advertiseLocal: '127.0.0.1', warning };
+    return { bind: localAddress, advertiseTo: new Map(), advertiseLocal: localAddress, warning };
   }
   const advertiseTo = new Map<string, string>();
   await Promise.all(

@@ -99,6 +99,8 @@ export interface LauncherRankReport {
   tokenInCmdline: boolean;
   addresses: string[];
   tableHosts: string[] | null;
+  /** Every rank's host identity from the rendezvous table. */
+  tableHostIds: string[] | null;
   pid: number;
   cwd: string;
   exported: string | null;
