@@ -42,6 +42,12 @@ export function dtypeOf(view: CollectiveView, requested?: Dtype): Dtype {
   return natural;
 }
 
+/** Where rank `rank`'s share of `length` elements starts and how long it is (reducescatter's layout). */
+export function shareOf(length: number, size: number, rank: number): { offset: number; length: number } {
+  const base = Math.floor(length / size), rem = length % size;
+  return { offset: rank * base + Math.min(rank, rem), length: base + (rank < rem ? 1 : 0) };
+}
+
 /** A rank's handle on its job: the ring, and the collectives that run over it. */
 export class RingCommunicator implements Communicator {
   readonly rank: number;
@@ -149,6 +155,16 @@ export class RingCommunicator implements Communicator {
     const out = given ?? new Ctor(view.length * this.size);
     const p = native(() => this.nativeComm.allgather(view as NativeView, out as NativeView, DTYPE_CODES[dtype]));
     return this.track(p, 'allgather', dtype, view.byteLength, out);
+  }
+
+  async reducescatter<T extends CollectiveView>(view: T, options?: ReduceOptions): Promise<T> {
+    this.checkOpen('reducescatter');
+    const dtype = dtypeOf(view, options?.dtype);
+    const op = this.reduceOp(options);
+    const Ctor = view.constructor as new (length: number) => T;
+    const out = new Ctor(shareOf(view.length, this.size, this.rank).length);
+    const p = this.nativeComm.reducescatter(view as NativeView, out as NativeView, DTYPE_CODES[dtype], OP_CODES[op]);
+    return this.track(p, 'reducescatter', dtype, view.byteLength, out, op);
   }
 
   async barrier(): Promise<void> {

@@ -5,7 +5,7 @@
  *   await comm.allreduce(gradients, { op: 'avg' });
  */
 export { init, currentCommunicator } from './init.js';
-export { RingCommunicator, dtypeOf } from './communicator.js';
+export { RingCommunicator, dtypeOf, shareOf } from './communicator.js';
 export { RingtrainError, type RingtrainErrorCode } from './errors.js';
 export { resolveContract, type RankContract } from './contract.js';
 export { RendezvousServer, RendezvousClient, type JoinInfo, type RendezvousServerOptions } from './rendezvous.js';

@@ -55,6 +55,8 @@ export interface NativeCommunicator {
   broadcast(view: NativeView, dtype: number, root: number): Promise<NativeTiming | undefined>;
   allgather(src: NativeView, dst: NativeView, dtype: number): Promise<NativeTiming | undefined>;
   barrier(): Promise<NativeTiming | undefined>;
+  /** `dst` holds this rank's share of `src`'s length (see shareOf in communicator.ts). */
+  reducescatter(src: NativeView, dst: NativeView, dtype: number, op: number): Promise<NativeTiming | undefined>;
   close(): Promise<void>;
   /** Point-to-point (peer: the other rank; tag: 0 <= tag < 2^31). */
   send(view: NativeView, dtype: number, peer: number, tag: number): Promise<void>;

@@ -70,6 +70,13 @@ export interface Communicator {
    * type, exactly that length) when given, so a loop need not allocate one per call.
    */
   allgather<T extends CollectiveView>(view: T, options?: { dtype?: Dtype; out?: T }): Promise<T>;
+  /**
+   * Reduces `view` (length L, the same on every rank) across ranks and returns a new array with this
+   * rank's share of the result: shares are contiguous, in rank order, as even as possible (the first
+   * L mod size ranks hold one element more; with L < size the others get an empty array). `view` is
+   * left unchanged.
+   */
+  reducescatter<T extends CollectiveView>(view: T, options?: ReduceOptions): Promise<T>;
   /** Resolves on every rank only once every rank has entered it. */
   barrier(): Promise<void>;
   /**

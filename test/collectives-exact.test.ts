@@ -35,6 +35,21 @@ async function check(size: number, spec: unknown, env: Record<string, string> = 
   return results;
 }
 
+describe('reduce-scatter is exact', () => {
+  for (const n of [2, 3, 5, 8]) {
+    it(`gives each rank its share of the exact reduction for every dtype, op and odd size, incl. L < n and L = 0 (${n} ranks)`, async () => {
+      const cases: { dtype: string; op: string; count: number }[] = [];
+      for (const dtype of DTYPES) {
+        for (const op of OPS) {
+          for (const count of [0, 1, n - 1, n + 1, 97, 7919, (SEGMENT_BYTES / ELEM[dtype]!) * n + 3]) cases.push({ dtype, op, count });
+        }
+      }
+      const results = await check(n, { reducescatter: cases });
+      expect(results[0]!.json?.checked).toBe(cases.length);
+    }, 180_000);
+  }
+});
+
 describe('all-reduce is exact', () => {
   // Messages up to RINGTRAIN_SMALL_BYTES take recursive doubling, larger ones the ring: check both
   // algorithms on the same cases (0 forces the ring for every size).

@@ -90,6 +90,7 @@ void CommunicatorBinding::Init(Napi::Env env, Napi::Object exports, AddonState* 
                                        InstanceMethod<&CommunicatorBinding::Broadcast>("broadcast"),
                                        InstanceMethod<&CommunicatorBinding::Allgather>("allgather"),
                                        InstanceMethod<&CommunicatorBinding::Barrier>("barrier"),
+                                       InstanceMethod<&CommunicatorBinding::Reducescatter>("reducescatter"),
                                        InstanceMethod<&CommunicatorBinding::Close>("close"),
                                        InstanceMethod<&CommunicatorBinding::Send>("send"),
                                        InstanceMethod<&CommunicatorBinding::Recv>("recv"),
@@ -343,6 +344,28 @@ Napi::Value CommunicatorBinding::Allgather(const Napi::CallbackInfo& info) {
   op->data = viewData(env, info[1], dtype, &dstCount);
   if (dstCount != srcCount * static_cast<size_t>(size_)) {
     throwArg(env, "allgather destination must hold size x source elements");
+  }
+  op->count = srcCount;
+  auto* c = new JsCompletion(env);
+  c->keep.push_back(Napi::Persistent(info[0]));
+  c->keep.push_back(Napi::Persistent(info[1]));
+  return submitAsync(env, std::move(op), c);
+}
+
+Napi::Value CommunicatorBinding::Reducescatter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Dtype dtype = dtypeArg(info, 2);
+  int opCode = intArg(info, 3, "op");
+  if (!validOp(opCode)) throwArg(env, "unknown op code " + std::to_string(opCode));
+  auto op = std::make_unique<Operation>();
+  op->kind = OpKind::Reducescatter;
+  op->dtype = dtype;
+  op->op = static_cast<ReduceOp>(opCode);
+  size_t srcCount = 0, dstCount = 0;
+  op->src = viewData(env, info[0], dtype, &srcCount);
+  op->data = viewData(env, info[1], dtype, &dstCount);
+  if (dstCount != shareCount(srcCount, core_->size(), core_->rank())) {
+    throwArg(env, "reducescatter destination must hold this rank's share (" + std::to_string(shareCount(srcCount, core_->size(), core_->rank())) + " elements)");
   }
   op->count = srcCount;
   auto* c = new JsCompletion(env);

@@ -37,6 +37,7 @@ class CommunicatorBinding : public Napi::ObjectWrap<CommunicatorBinding> {
   Napi::Value Broadcast(const Napi::CallbackInfo& info);
   Napi::Value Allgather(const Napi::CallbackInfo& info);
   Napi::Value Barrier(const Napi::CallbackInfo& info);
+  Napi::Value Reducescatter(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   // Point-to-point: (view, dtype, peer, tag[, comm]); SendrecvSync takes both halves.
   Napi::Value Send(const Napi::CallbackInfo& info);

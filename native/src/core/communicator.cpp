@@ -194,6 +194,7 @@ void Communicator::execute(Operation& op) {
       case OpKind::Broadcast: ring_->broadcast(op.data, op.count, op.dtype, op.root, op.seq); break;
       case OpKind::Allgather: ring_->allgather(op.src, op.data, op.count, op.dtype, op.seq); break;
       case OpKind::Barrier: ring_->barrier(op.seq); break;
+      case OpKind::Reducescatter: ring_->reducescatter(op.src, op.data, op.count, op.dtype, op.op, op.seq); break;
       default: break;
     }
     op.done(op, nullptr);

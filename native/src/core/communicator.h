@@ -42,13 +42,13 @@ struct CommunicatorOptions {
   Logger log;  // default: stderr
 };
 
-enum class OpKind { Connect, Allreduce, AllreduceDevice, Broadcast, Allgather, Barrier, Close };
+enum class OpKind { Connect, Allreduce, AllreduceDevice, Broadcast, Allgather, Barrier, Reducescatter, Close };
 
 struct Operation {
   OpKind kind = OpKind::Barrier;
   void* data = nullptr;       // in place (allreduce, broadcast) or all-gather destination
-  const void* src = nullptr;  // all-gather source
-  size_t count = 0;           // elements (per rank for all-gather)
+  const void* src = nullptr;  // all-gather / reduce-scatter source
+  size_t count = 0;           // elements (per rank for all-gather; of the whole input for reduce-scatter)
   Dtype dtype = Dtype::Float32;
   ReduceOp op = ReduceOp::Sum;
   int root = 0;

@@ -74,6 +74,9 @@ std::string Ring::callName(const wire::CollectiveHeader& h) const {
     case wire::CollectiveKind::Allgather:
       s += " (" + std::to_string(h.count) + " x " + dtypeName(dt) + " per rank)";
       break;
+    case wire::CollectiveKind::Reducescatter:
+      s += " (" + std::to_string(h.count) + " x " + dtypeName(dt) + ", " + opName(static_cast<ReduceOp>(h.op)) + ")";
+      break;
     default: break;
   }
   return s;
@@ -710,6 +713,35 @@ void Ring::allgather(const void* src, void* dst, size_t count, Dtype dtype, uint
   if (n == 1) return;
   std::vector<Step> steps = allgatherSteps(out, block);
   run(h, steps, Gate::PreviousStep, dtype, ReduceOp::Sum, nullptr, 0);
+}
+
+void Ring::reducescatter(const void* src, void* dst, size_t count, Dtype dtype, ReduceOp op, uint64_t seq) {
+  wire::CollectiveHeader h;
+  h.kind = wire::CollectiveKind::Reducescatter;
+  h.dtype = static_cast<uint8_t>(dtype);
+  h.op = static_cast<uint8_t>(op);
+  h.seq = seq;
+  h.count = count;
+  const int n = o_.size, r = o_.rank;
+  const size_t elem = dtypeSize(dtype);
+  auto off = [&](int c) { return shareOffset(count, n, c) * elem; };
+  auto len = [&](int c) { return shareCount(count, n, c) * elem; };
+  if (n == 1) {
+    if (count) std::memmove(dst, src, count * elem);
+    return;
+  }
+  std::vector<uint8_t> work(static_cast<const uint8_t*>(src), static_cast<const uint8_t*>(src) + count * elem);
+  // The all-reduce's reduce-scatter phase shifted by one share, so that rank r ends holding share r:
+  // step s sends share r-s-1 (its own data first, then what it reduced in step s-1) and reduces share
+  // r-s-2 into its copy; after n-1 steps share r has passed every rank.
+  std::vector<Step> steps;
+  steps.reserve(static_cast<size_t>(n - 1));
+  for (int s = 0; s < n - 1; ++s) {
+    int sc = ((r - s - 1) % n + n) % n, rc = ((r - s - 2) % n + n) % n;
+    steps.push_back({work.data() + off(sc), len(sc), work.data() + off(rc), len(rc), true, op == ReduceOp::Avg && s == n - 2});
+  }
+  run(h, steps, Gate::PreviousStep, dtype, op, nullptr, 0);
+  if (len(r)) std::memcpy(dst, work.data() + off(r), len(r));
 }
 
 std::vector<Ring::Step> Ring::allgatherSteps(uint8_t* out, size_t block) const {

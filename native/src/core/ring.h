@@ -15,6 +15,7 @@
 #include "control_parser.h"
 #include "dtype.h"
 #include "ring_connector.h"
+#include "shares.h"
 #include "wire_format.h"
 
 namespace ringtrain {
@@ -49,6 +50,9 @@ class Ring {
   void allreduce(void* data, size_t count, Dtype dtype, ReduceOp op, uint64_t seq, PhaseTimes* times = nullptr);
   void broadcast(void* data, size_t count, Dtype dtype, int root, uint64_t seq);
   void allgather(const void* src, void* dst, size_t count, Dtype dtype, uint64_t seq);
+  // `src` holds `count` elements on every rank; `dst` gets this rank's share of their reduction
+  // (shareOffset/shareCount). `src` is left as it was (the ring works on a copy).
+  void reducescatter(const void* src, void* dst, size_t count, Dtype dtype, ReduceOp op, uint64_t seq);
   void barrier(uint64_t seq);
 
   // Between collectives: waits up to `ms` for `wakeFd` (returns true when readable) while keeping

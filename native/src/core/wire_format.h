@@ -95,7 +95,7 @@ constexpr size_t kAckSize = 4;
 
 // Goodbye and Abort are not collectives: they end the forward stream (Abort's `count` is the length
 // of the text that follows, `root` the rank that detected the failure).
-enum class CollectiveKind : uint8_t { Allreduce = 1, Broadcast = 2, Allgather = 3, Barrier = 4, Goodbye = 5, Abort = 6 };
+enum class CollectiveKind : uint8_t { Allreduce = 1, Broadcast = 2, Allgather = 3, Barrier = 4, Goodbye = 5, Abort = 6, Reducescatter = 7 };
 
 inline const char* kindName(CollectiveKind k) {
   switch (k) {
@@ -105,6 +105,7 @@ inline const char* kindName(CollectiveKind k) {
     case CollectiveKind::Barrier: return "barrier";
     case CollectiveKind::Goodbye: return "close";
     case CollectiveKind::Abort: return "abort";
+    case CollectiveKind::Reducescatter: return "reducescatter";
   }
   return "unknown";
 }
