@@ -16,7 +16,7 @@ export interface PointToPointOptions {
 
 /** A Communicator with send/recv and split (issue 12's primitives). */
 export interface PipelineCommunicator extends Communicator {
-  send(view: CollectiveView, dst: number, options?: PointToPointOptions): Promise<unknown>;
+  send(view: CollectiveView, dst: number, options?: PointToPointOptions): Promise<void>;
   recv<T extends CollectiveView>(view: T, src: number, options?: PointToPointOptions): Promise<T>;
   split(color: number, key?: number): Promise<Communicator | null>;
 }
