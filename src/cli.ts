@@ -119,6 +119,10 @@ function parser(args: string[]) {
     .option('output-dir', { type: 'string', describe: 'Also write each rank\'s output to DIR/rank.<N>.log' })
     .option('timeline', { type: 'string', describe: 'Record a Chrome-trace timeline of every collective (and the tfjs hook phases) to FILE' })
     .option('tag-output', { type: 'boolean', default: true, describe: 'Prefix each output line with [rank] (--no-tag-output: raw lines)' })
+    .option('exit-with-parent', {
+      type: 'boolean',
+      describe: 'Stop the job when the process that started ringtrain exits (default: when npx, npm, yarn or pnpm started it)',
+    })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Say what the launcher does' })
     .conflicts('hosts', 'H')
     .epilog(
@@ -351,6 +355,7 @@ async function main(): Promise<number> {
     timeline: argv.timeline,
     tagOutput: argv['tag-output'],
     verbose: argv.verbose,
+    exitWithParent: argv['exit-with-parent'],
   };
   return new Launcher(options).run();
 }

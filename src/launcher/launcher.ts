@@ -14,6 +14,7 @@ import { mergeTimelines, rankTimelinePath } from '../timeline.js';
 import { formatHost, type HostEntry } from './hostfile.js';
 import { identifyMachines, layoutError, localJobAddress, type Machine } from './machines.js';
 import { checkPortBudget } from './port-budget.js';
+import { watchStarter } from './starter-watch.js';
 import { RankProcess, type RankExit } from './rank-process.js';
 import { listenRendezvous, planRendezvous } from './rendezvous-address.js';
 import { localMachine, placeRanks, type RankPlacement } from './slots.js';
@@ -47,6 +48,12 @@ export interface LaunchOptions {
   stderr?: (text: string) => void;
   /** Stop the job on SIGINT/SIGTERM/SIGHUP (default true). */
   handleSignals?: boolean;
+  /**
+   * Stop the job when the process that started the launcher exits (see starter-watch.ts). Default
+   * (undefined): when a package manager (npx, npm exec, npm run, yarn, pnpm) started it, as those do
+   * not pass SIGTERM on; false: never.
+   */
+  exitWithParent?: boolean | undefined;
 }
 
 /** Variables the launcher sets itself: never inherited from its own environment. */
@@ -86,6 +93,8 @@ interface Failure {
   exitCode: number;
   /** Set when the launcher was told to stop rather than a rank failing. */
   signal?: NodeJS.Signals;
+  /** What else stopped it, for the summary (when no signal did). */
+  stoppedBy?: string;
 }
 
 export class Launcher {
@@ -199,6 +208,7 @@ export class Launcher {
     }
 
     const removeSignalHandlers = o.handleSignals === false ? () => undefined : this.handleSignals();
+    const stopWatchingStarter = this.watchStarter();
     const startTimer = setTimeout(() => this.checkStarted(size, startTimeoutMs), startTimeoutMs);
     try {
       await this.startAll();
@@ -206,6 +216,7 @@ export class Launcher {
     } finally {
       clearTimeout(startTimer);
       removeSignalHandlers();
+      stopWatchingStarter();
       await server.close();
     }
 
@@ -214,7 +225,8 @@ export class Launcher {
     const hostCount = hosts.length;
     const wall = seconds(Date.now() - this.startedAt);
     if (this.failure) {
-      const what = this.failure.signal ? `stopped by ${this.failure.signal}` : 'job failed';
+      const stoppedBy = this.failure.signal ?? this.failure.stoppedBy;
+      const what = stoppedBy ? `stopped by ${stoppedBy}` : 'job failed';
       this.say(`${what} after ${wall} (${size} rank(s) on ${hostCount} host(s)); exit code ${this.failure.exitCode}`);
       return this.failure.exitCode;
     }
@@ -388,6 +400,22 @@ export class Launcher {
       r.signal('SIGKILL');
     }
     await within(GRACE_KILL_MS, false);
+  }
+
+  /** Stops the job once the launcher's starter is gone (when asked, or started by a package manager). */
+  private watchStarter(): () => void {
+    const o = this.options;
+    if (o.exitWithParent === false) return () => undefined;
+    const stop = watchStarter((starter) =>
+      this.fail({
+        message: `the process that started ringtrain (pid ${starter.pid}: ${starter.command}) is gone`,
+        exitCode: 128 + os.constants.signals.SIGHUP,
+        stoppedBy: 'its starter exiting',
+      }),
+      o.exitWithParent === true ? 'always' : 'package-manager',
+    );
+    if (stop) this.verbose('the job stops if the process that started ringtrain exits');
+    return stop ?? (() => undefined);
   }
 
   private handleSignals(): () => void {
