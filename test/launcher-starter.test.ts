@@ -4,7 +4,7 @@
  * `timeout`, supervisors and CI runners do; and `nohup ringtrain ... &` from a shell that exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -20,7 +20,9 @@ symlinkSync('../ringtrain/dist/cli.js', path.join(consumer, 'node_modules', '.bi
 const LAUNCHER_PATH = path.join(consumer, 'node_modules', '.bin', 'ringtrain');
 
 const started: ChildProcess[] = [];
+const nohupLaunchers: number[] = [];
 afterAll(() => {
+  for (const pid of nohupLaunchers) if (alive(pid)) process.kill(pid, 'SIGKILL');
   // npx's process group holds the launcher too (a leftover of a failed test): kill it, ranks follow.
   for (const c of started) {
     try {
@@ -84,17 +86,22 @@ describe.skipIf(!hasCommand('npx') && process.env.CI !== 'true')('the launcher s
 
   it('nohup ringtrain ... & from a shell that exits keeps the job running (it is not watched)', async () => {
     const out = path.join(tmp, 'nohup.out');
-    const sh = spawn('sh', ['-c', `nohup "$0" "$1" -np 1 -- "$0" "$2" --hold > "${out}" 2>&1 &`, process.execPath, CLI, RANK], {
+    // The marker (this test's folder) tells this launcher from any other on the machine.
+    const mark = `RT_NOHUP_TEST=${tmp}`;
+    const sh = spawn('sh', ['-c', `nohup "$0" "$1" -np 1 -x "$3" -- "$0" "$2" --hold > "${out}" 2>&1 &`, process.execPath, CLI, RANK, mark], {
       env: userEnv(),
       stdio: 'ignore',
     });
     await new Promise((resolve) => sh.on('close', resolve));
-    expect(await waitUntil(() => /READY 0/.test(readFileSync(out, 'utf8')), 20_000)).toBe(true);
-    const [launcher] = pidsWith(`${CLI} -np 1 -- ${process.execPath} ${RANK} --hold`);
-    const rank = [...tagged<Report>(readFileSync(out, 'utf8'), 'REPORT').values()][0]!.pid;
+    // The background job opens nohup.out itself, possibly after the shell has exited.
+    const text = (): string => (existsSync(out) ? readFileSync(out, 'utf8') : '');
+    expect(await waitUntil(() => /READY 0/.test(text()), 20_000), text()).toBe(true);
+    const [launcher] = pidsWith(`${CLI} -np 1 -x ${mark} --`);
+    if (launcher !== undefined) nohupLaunchers.push(launcher);
+    const rank = [...tagged<Report>(text(), 'REPORT').values()][0]!.pid;
     expect(launcher).toBeDefined();
     await new Promise((r) => setTimeout(r, 1_500)); // several polls of a starter watch, were there one
-    expect(alive(launcher!) && alive(rank), readFileSync(out, 'utf8')).toBe(true);
+    expect(alive(launcher!) && alive(rank), text()).toBe(true);
     process.kill(launcher!, 'SIGTERM');
     expect(await waitUntil(() => !alive(launcher!) && !alive(rank), 10_000)).toBe(true);
   });
