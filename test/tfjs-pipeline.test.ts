@@ -39,9 +39,6 @@ interface Result {
   results: CaseResult[];
 }
 
-/** Largest weight difference per case (the same on every rank), for the report. */
-export const observed: string[] = [];
-
 function check(results: Result[]): void {
   for (const r of results) {
     r.results.forEach((c, i) => {
@@ -58,7 +55,6 @@ function check(results: Result[]): void {
       }
       // No tensor leaks from epoch to epoch.
       expect(new Set(c.tensorsPerEpoch).size, `${label}: ${c.tensorsPerEpoch.join(',')}`).toBe(1);
-      if (r.rank === 0) observed.push(`${JSON.stringify(c.case)}: maxDiff ${c.maxDiff.toExponential(2)}, fit ${c.fitMs.toFixed(0)} ms`);
     });
   }
 }
@@ -75,4 +71,55 @@ describe('PipelineModel equals single-process training', () => {
     ]);
     check(results);
   }, 100_000);
+
+  it('2 stages on 2 ranks (GPipe and 1F1B; SGD and Adam; MLP and CNN; model and layer builder)', async () => {
+    const results = await run(2, [
+      { net: 'mlp', opt: 'sgd', stages: 2, microBatches: 4, schedule: '1f1b', epochs: 3, batch: 8, rows: 20 },
+      { net: 'mlp', opt: 'adam', stages: 2, microBatches: 4, schedule: 'gpipe', epochs: 3, batch: 8, rows: 24 },
+      { net: 'cnn', opt: 'sgd', stages: 2, microBatches: 2, schedule: 'gpipe', epochs: 3, batch: 8, rows: 16, builder: true },
+      { net: 'cnn', opt: 'adam', stages: 2, microBatches: 4, schedule: '1f1b', epochs: 3, batch: 8, rows: 16 },
+    ]);
+    check(results);
+    expect(results.map((r) => r.results[0]!.layerRange)).toEqual([[0, 1], [1, 2]]);
+  }, 100_000);
+
+  it('4 stages on 4 ranks (GPipe and 1F1B; SGD and Adam; MLP and CNN; balanced and splitAt)', async () => {
+    const results = await run(4, [
+      { net: 'mlp4', opt: 'sgd', stages: 4, microBatches: 4, schedule: '1f1b', epochs: 3, batch: 8, rows: 20 },
+      { net: 'mlp4', opt: 'adam', stages: 4, microBatches: 8, schedule: 'gpipe', epochs: 3, batch: 16, rows: 32, builder: true },
+      { net: 'cnn', opt: 'adam', stages: 4, microBatches: 4, schedule: '1f1b', epochs: 3, batch: 8, rows: 16, builder: true, splitAt: [1, 2, 4] },
+      { net: 'cnn', opt: 'sgd', stages: 4, microBatches: 2, schedule: 'gpipe', epochs: 3, batch: 8, rows: 16 },
+    ]);
+    check(results);
+    expect(results.map((r) => r.results[2]!.layerRange)).toEqual([[0, 1], [1, 2], [2, 4], [4, 5]]);
+  }, 100_000);
+});
+
+interface ErrorResult {
+  rank: number;
+  probe: number;
+  results: Record<string, { ok: boolean; code?: string; message?: string }>;
+}
+
+describe('PipelineModel errors reach every rank before anything trains', () => {
+  it('a model that cannot be split, a batch not divisible by microBatches, ranks with different models, one rank refusing', async () => {
+    const names = ['tooManyStages', 'badSplitAt', 'notDivisible', 'modelMismatch', 'oneRankRefuses'];
+    const runs = expectAllOk(await runRanks<ErrorResult>('tfjs-pipeline-errors.mjs', 2, { args: [JSON.stringify(names)], timeoutMs: 60_000 }));
+    for (const r of runs) {
+      const got = r.results;
+      const label = `rank ${r.rank}`;
+      expect(got.tooManyStages, label).toMatchObject({ ok: false, code: 'ERR_RINGTRAIN_ARGUMENT' });
+      expect(got.tooManyStages!.message).toMatch(/1 layer .* too few for 2 stages/);
+      expect(got.badSplitAt, label).toMatchObject({ ok: false, code: 'ERR_RINGTRAIN_ARGUMENT' });
+      expect(got.badSplitAt!.message).toMatch(/splitAt \[2\] is not a strictly increasing list of layer indices in 1\.\.1/);
+      expect(got.notDivisible, label).toMatchObject({ ok: false, code: 'ERR_RINGTRAIN_ARGUMENT' });
+      expect(got.notDivisible!.message).toMatch(/batchSize 6 is not divisible by microBatches 4.*try batchSize 8/);
+      expect(got.modelMismatch, label).toMatchObject({ ok: false, code: 'ERR_RINGTRAIN_MISMATCH' });
+      expect(got.modelMismatch!.message).toMatch(/differ between ranks \(rank 0: 2 layers, 37 parameters known; rank 1: 2 layers, 44 parameters known\)/);
+      expect(got.oneRankRefuses, label).toMatchObject({ ok: false, code: 'ERR_RINGTRAIN_ARGUMENT' });
+      expect(got.oneRankRefuses!.message).toMatch(r.rank === 1 ? /epochs must be an integer >= 1, got 0/ : /rank 1 refused the arguments/);
+      // The job's communicator still works afterwards: 1 + 2.
+      expect(r.probe, label).toBe(3);
+    }
+  }, 70_000);
 });

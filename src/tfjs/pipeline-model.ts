@@ -277,7 +277,10 @@ export class PipelineModel {
   // ---- the per-call agreement ----
 
   private describeModel(): string {
-    const layers = this.chain.layers.map((l, i) => `${l.getClassName()}${shapeText(this.chain.outputShapes[i]!)}#${this.chain.paramCounts[i] ?? '?'}`);
+    // Parameter counts only where every rank knows them all (not a builder's layers with splitAt:
+    // then each rank knows its own stage's, compared between replicas by stageHash).
+    const counts = this.chain.paramCounts.every((c) => c !== null);
+    const layers = this.chain.layers.map((l, i) => `${l.getClassName()}${shapeText(this.chain.outputShapes[i]!)}${counts ? `#${this.chain.paramCounts[i]}` : ''}`);
     return `${layers.join(';')}|in${shapeText(this.chain.inputShape)}|K${this.stages}|M${this.microBatches}|${this.schedule}|${this.ranges.map((r) => r.join('-')).join(',')}|d${this.replicas}`;
   }
 
@@ -346,8 +349,8 @@ export class PipelineModel {
       if (batchSize % per !== 0) {
         throw argumentError(
           '.fit',
-          `batchSize ${batchSize} is not divisible by ${this.replicas > 1 ? `replicas x microBatches = ${this.replicas} x ${this.microBatches}` : `microBatches ${this.microBatches}`}` +
-            ` = ${per}: every micro-batch of a full batch must have the same rows (try batchSize ${Math.max(per, Math.round(batchSize / per) * per)})`,
+          `batchSize ${batchSize} is not divisible by ${this.replicas > 1 ? `replicas x microBatches = ${this.replicas} x ${this.microBatches} = ${per}` : `microBatches ${this.microBatches}`}` +
+            `: every micro-batch of a full batch must have the same rows (try batchSize ${Math.max(per, Math.round(batchSize / per) * per)})`,
         );
       }
     });
