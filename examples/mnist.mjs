@@ -1,17 +1,24 @@
 #!/usr/bin/env node
-// Data-parallel MNIST with ringtrain: the four steps of distributed training.
+// MNIST with ringtrain: the four steps of distributed training.
 //   1. partition the data   shardArrays: every rank trains on its own part of the digits
-//   2. partition the work   DistributedOptimizer: gradients are averaged across ranks every step
-//   3. train in parallel    model.fit on every rank, in lock-step
+//   2. partition the model  data parallel (default): every rank holds the whole model and
+//                           DistributedOptimizer averages the gradients every step;
+//                           --pipeline K: PipelineModel cuts the model into K stages, one per rank,
+//                           activations flow forward and their gradients back between ranks
+//                           (with size = K x d ranks, d pipeline replicas train data-parallel)
+//   3. train in parallel    model.fit (or pipe.fit) on every rank, in lock-step
 //   4. merge the model      replicas stay identical (BroadcastCallback at start; averageModel at
-//                           the end is a no-op for this model but shows the merge step)
+//                           the end is a no-op for this model but shows the merge step);
+//                           a pipeline gathers its stages with pipe.gatherWeights()
 //
-//   npx ringtrain -np 2 -- node examples/mnist.mjs            (two ranks on this machine)
-//   node examples/mnist.mjs                                   (one rank, no launcher)
+//   npx ringtrain -np 2 -- node examples/mnist.mjs              (two data-parallel ranks)
+//   npx ringtrain -np 2 -- node examples/mnist.mjs --pipeline 2 (one model in two stages)
+//   node examples/mnist.mjs                                     (one rank, no launcher)
 //
-// Options: --epochs N (5)  --batch N per rank (32)  --lr X (0.002, scaled by the number of ranks)
-//          --model mlp|cnn (mlp)  --compression none|fp16 (none)  --out DIR (./models/mnist)
-//          --seed N (1)  --json (rank 0 prints a RESULT line with the summary as JSON)
+// Options: --epochs N (5)  --batch N per rank or per pipeline replica (32)  --lr X (0.002, scaled by
+//          the number of replicas)  --model mlp|cnn (mlp)  --compression none|fp16 (none)
+//          --pipeline K (off)  --micro-batches M (8)  --schedule 1f1b|gpipe (1f1b)
+//          --out DIR (./models/mnist)  --seed N (1)  --json (rank 0 prints a RESULT line with the summary as JSON)
 import { createRequire } from 'node:module';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -21,7 +28,9 @@ import {
   BroadcastCallback,
   DistributedOptimizer,
   MetricAverageCallback,
+  PipelineModel,
   averageModel,
+  predictedBubble,
   shardArrays,
 } from 'ringtrain/tfjs';
 
@@ -34,6 +43,9 @@ const { values: args } = parseArgs({
     compression: { type: 'string', default: 'none' },
     out: { type: 'string', default: './models/mnist' },
     seed: { type: 'string', default: '1' },
+    pipeline: { type: 'string', default: '0' },
+    'micro-batches': { type: 'string', default: '8' },
+    schedule: { type: 'string', default: '1f1b' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -51,6 +63,12 @@ if (!Number.isInteger(batchSize) || batchSize < 1) fail(`--batch must be a posit
 if (!(baseLr > 0)) fail(`--lr must be a positive number, got '${args.lr}'`);
 if (!['mlp', 'cnn'].includes(args.model)) fail(`--model must be mlp or cnn, got '${args.model}'`);
 if (!['none', 'fp16'].includes(args.compression)) fail(`--compression must be none or fp16, got '${args.compression}'`);
+const stages = Number(args.pipeline);
+const microBatches = Number(args['micro-batches']);
+if (!Number.isInteger(stages) || stages < 0) fail(`--pipeline must be a number of stages >= 1, got '${args.pipeline}'`);
+if (!Number.isInteger(microBatches) || microBatches < 1) fail(`--micro-batches must be a positive integer, got '${args['micro-batches']}'`);
+if (!['1f1b', 'gpipe'].includes(args.schedule)) fail(`--schedule must be 1f1b or gpipe, got '${args.schedule}'`);
+if (stages > 0 && args.compression !== 'none') fail('--compression applies to data-parallel training only (not with --pipeline)');
 
 // ---- backend: the fastest one installed ----
 // tfjs-node-gpu takes every visible GPU in every process: give each rank on a machine its own GPU
@@ -133,6 +151,13 @@ function loadDigits() {
 }
 
 const { train, test } = loadDigits();
+if (stages > 0) {
+  // --pipeline: its own function below (steps 1-4 for a model cut into stages).
+  await trainPipeline();
+  tf.dispose([train.xs, train.ys, test.xs, test.ys]);
+  await comm.close();
+  process.exit(0);
+}
 // Step 1: this rank's part. The seed deals a shuffled, class-mixed split; model.fit reshuffles
 // within the shard every epoch.
 const mine = shardArrays({ xs: train.xs, ys: train.ys }, { comm, seed });
@@ -140,20 +165,24 @@ const localSamples = mine.xs.shape[0];
 log(`data: ${train.xs.shape[0]} training digits (${localSamples} per rank), ${test.xs.shape[0]} held out for testing`);
 
 // ---- model ----
-function buildModel() {
-  const model = tf.sequential();
+/** The model's layers, not yet built (a pipeline stage builds only its own). */
+function buildLayers() {
   if (args.model === 'cnn') {
-    model.add(tf.layers.reshape({ inputShape: [784], targetShape: [28, 28, 1] }));
-    model.add(tf.layers.conv2d({ filters: 8, kernelSize: 5, activation: 'relu' }));
-    model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
-    model.add(tf.layers.conv2d({ filters: 16, kernelSize: 5, activation: 'relu' }));
-    model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
-    model.add(tf.layers.flatten());
-  } else {
-    model.add(tf.layers.dense({ inputShape: [784], units: 64, activation: 'relu' }));
+    return [
+      tf.layers.reshape({ inputShape: [784], targetShape: [28, 28, 1] }),
+      tf.layers.conv2d({ filters: 8, kernelSize: 5, activation: 'relu' }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.conv2d({ filters: 16, kernelSize: 5, activation: 'relu' }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 10, activation: 'softmax' }),
+    ];
   }
-  model.add(tf.layers.dense({ units: 10, activation: 'softmax' }));
-  return model;
+  return [tf.layers.dense({ inputShape: [784], units: 64, activation: 'relu' }), tf.layers.dense({ units: 10, activation: 'softmax' })];
+}
+
+function buildModel() {
+  return tf.sequential({ layers: buildLayers() });
 }
 
 const model = buildModel();
@@ -201,7 +230,7 @@ const stats = optimizer.stats;
 const samplesPerSec = (localSamples * comm.size * epochs) / trainSeconds;
 
 // ---- save (rank 0): model.json + weights.bin in --out ----
-async function save() {
+async function save(model) {
   const dir = path.resolve(args.out);
   await mkdir(dir, { recursive: true });
   if (native) {
@@ -230,7 +259,7 @@ async function save() {
   );
   return dir;
 }
-const savedTo = comm.rank === 0 ? await save() : undefined;
+const savedTo = comm.rank === 0 ? await save(model) : undefined;
 
 log(`test accuracy: ${(accuracy * 100).toFixed(2)}% on ${test.xs.shape[0]} held-out digits`);
 log(
@@ -257,3 +286,92 @@ if (args.json && comm.rank === 0) {
 }
 tf.dispose([lossTensor, accTensor, train.xs, train.ys, test.xs, test.ys, mine.xs, mine.ys]);
 await comm.close();
+
+// ---- --pipeline K: the model cut into K stages (size = K x d ranks: d pipeline replicas) ----
+async function trainPipeline() {
+  if (comm.size % stages !== 0) fail(`--pipeline ${stages} needs a multiple of ${stages} ranks, got ${comm.size}`);
+  const replicas = comm.size / stages;
+  // Every rank passes all the digits: stage 0 reads the inputs, the last stage the labels, and the
+  // pipeline deals each batch's rows to the replicas. A builder, so each rank builds only its stage.
+  const pipe = new PipelineModel(buildLayers, { comm, stages, microBatches, schedule: args.schedule, seed });
+  pipe.compile({ optimizer: tf.train.adam(baseLr * replicas), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  const globalBatch = batchSize * replicas;
+  const bubble = predictedBubble(stages, microBatches);
+  log(`data: ${train.xs.shape[0]} training digits, ${test.xs.shape[0]} held out for testing`);
+  log(
+    `pipeline: ${stages} stages x ${replicas} replica(s), ${microBatches} micro-batches of ${batchSize / microBatches} (${args.schedule}), ` +
+      `global batch ${globalBatch}; predicted bubble ${(bubble * 100).toFixed(1)}%`,
+  );
+  pipe.stageParams.forEach((p, s) => log(`  stage ${s}: layers ${pipe.ranges[s].join('..')}, ${p} parameters (${p * 4} bytes per rank)`));
+
+  const started = performance.now();
+  let epochStarted = started;
+  await pipe.fit(train.xs, train.ys, {
+    epochs,
+    batchSize: globalBatch,
+    shuffle: true,
+    callbacks: {
+      onEpochEnd: async (epoch, logs) => {
+        const now = performance.now();
+        const secs = (now - epochStarted) / 1000;
+        epochStarted = now;
+        log(
+          `epoch ${epoch + 1}/${epochs}: loss ${logs.loss.toFixed(4)}, accuracy ${(logs.acc * 100).toFixed(2)}% ` +
+            `(${secs.toFixed(1)} s, ${Math.round(train.xs.shape[0] / secs)} samples/s)`,
+        );
+      },
+    },
+  });
+  const trainSeconds = (performance.now() - started) / 1000;
+  const evaluated = await pipe.evaluate(test.xs, test.ys, { batchSize: 500 });
+  const accuracy = evaluated[1].dataSync()[0];
+  tf.dispose(evaluated);
+
+  // Every rank's idle share of its schedule time: the measured bubble (stage by stage).
+  const share = new Float64Array(comm.size * 3);
+  share.set([pipe.stats.scheduleMs, pipe.stats.computeMs, pipe.weightBytes], comm.rank * 3);
+  await comm.allreduce(share, { op: 'sum' });
+  const perRank = Array.from({ length: comm.size }, (_, r) => ({
+    rank: r,
+    stage: r % stages,
+    idle: 1 - share[r * 3 + 1] / share[r * 3],
+    weightBytes: share[r * 3 + 2],
+  }));
+
+  // Step 4: the whole model on every rank; rank 0 saves it.
+  const weights = await pipe.gatherWeights();
+  let savedTo;
+  if (comm.rank === 0) {
+    const whole = buildModel();
+    whole.setWeights(weights);
+    savedTo = await save(whole);
+    whole.dispose();
+  }
+  tf.dispose(weights);
+  const samplesPerSec = (train.xs.shape[0] * epochs) / trainSeconds;
+  log(`test accuracy: ${(accuracy * 100).toFixed(2)}% on ${test.xs.shape[0]} held-out digits`);
+  log(`summary: ${trainSeconds.toFixed(1)} s training, ${Math.round(samplesPerSec)} samples/s over ${comm.size} rank(s), ${pipe.stats.steps} steps`);
+  for (const r of perRank) log(`  rank ${r.rank} (stage ${r.stage}): idle ${(r.idle * 100).toFixed(1)}% of its schedule time, ${r.weightBytes} bytes of weights`);
+  if (savedTo) log(`model saved to ${savedTo} (model.json + weights.bin)`);
+  if (args.json && comm.rank === 0) {
+    process.stdout.write(
+      `RESULT ${JSON.stringify({
+        size: comm.size,
+        backend: tf.getBackend(),
+        stages,
+        replicas,
+        microBatches,
+        schedule: args.schedule,
+        accuracy,
+        trainSeconds,
+        samplesPerSec,
+        steps: pipe.stats.steps,
+        predictedBubble: bubble,
+        perRank,
+        stageParams: pipe.stageParams,
+        savedTo,
+      })}\n`,
+    );
+  }
+  await pipe.dispose();
+}

@@ -71,4 +71,27 @@ describe('examples/mnist.mjs', () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 200_000);
+
+  it('--pipeline 2 trains the model cut into two stages on 2 ranks and saves the whole model', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ringtrain-mnist-pipe-'));
+    try {
+      const { code, out } = await run(
+        ['dist/cli.js', '-np', '2', '--', process.execPath, 'examples/mnist.mjs', '--pipeline', '2', '--micro-batches', '4', '--batch', '64', '--epochs', '1', '--json', '--out', dir],
+        190_000,
+      );
+      expect(code, out).toBe(0);
+      const line = out.split('\n').find((l) => l.includes('RESULT '));
+      expect(line, out).toBeDefined();
+      const s = JSON.parse(line!.slice(line!.indexOf('RESULT ') + 7)) as { stages: number; accuracy: number; stageParams: number[]; predictedBubble: number };
+      expect(s.stages).toBe(2);
+      expect(s.stageParams).toEqual([50240, 650]);
+      expect(s.predictedBubble).toBeCloseTo(1 / 5, 12);
+      expect(s.accuracy, out).toBeGreaterThan(0.8);
+      expect(out).toMatch(/stage 0: layers 0\.\.1, 50240 parameters \(200960 bytes per rank\)/);
+      const weights = await readFile(path.join(dir, 'weights.bin'));
+      expect(weights.byteLength).toBe(50890 * 4);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 200_000);
 });

@@ -39,6 +39,7 @@ export type {
   PipelineHistory,
   PipelineCallback,
   PipelineLogs,
+  PipelineStats,
 } from './pipeline-model.js';
 export type { LayerLike, ChainModelLike, PipelineModelSource } from './layer-chain.js';
 export type { LossOrMetricFn } from './pipeline-losses.js';

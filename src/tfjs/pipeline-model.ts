@@ -53,7 +53,7 @@ import {
 import { resolveLoss, resolveMetric, type LossOrMetricFn, type ResolvedFn } from './pipeline-losses.js';
 import { pipelineSchedule, type PipelineScheduleKind } from './pipeline-schedule.js';
 import { balancedRanges, microBatchRows, rangesFromSplitAt, type LayerRange } from './pipeline-split.js';
-import { PipelineStage } from './pipeline-stage.js';
+import { PipelineStage, type BackwardResult } from './pipeline-stage.js';
 import { hash32 } from './rank-agreement.js';
 import { permutation, seededRandom } from './seeded-random.js';
 
@@ -106,6 +106,20 @@ export interface PipelineFitArgs {
   validationData?: readonly [tf.Tensor, tf.Tensor];
   /** Ignored (nothing is printed); accepted for model.fit compatibility. */
   verbose?: number;
+}
+
+/** Cumulative timings of this rank's training steps, for progress lines and benchmarks. */
+export interface PipelineStats {
+  /** Optimizer steps (batches) trained. */
+  steps: number;
+  /** Milliseconds from a step's first micro-batch step until its last message was delivered. */
+  scheduleMs: number;
+  /** Of scheduleMs, the milliseconds spent computing (forward, recomputation, backward, loss). */
+  computeMs: number;
+  /** Milliseconds all-reducing within the data-parallel group and applying the optimizer. */
+  applyMs: number;
+  /** Float32 elements sent to neighbouring stages (activations and their gradients). */
+  sentElements: number;
 }
 
 /** The shape of tfjs' History: the same on every rank. */
@@ -176,6 +190,8 @@ export class PipelineModel {
   private reducer: GradientReducer | undefined;
   private replicasSynced = false;
   private steps = 0;
+  /** Timings of fit's steps on this rank. The idle share 1 - computeMs / scheduleMs is the measured bubble. */
+  readonly stats: PipelineStats = { steps: 0, scheduleMs: 0, computeMs: 0, applyMs: 0, sentElements: 0 };
 
   constructor(model: PipelineModelSource, options: PipelineModelOptions) {
     if (typeof options !== 'object' || options === null) throw argumentError('', 'options { stages, microBatches?, schedule?, splitAt?, comm? } are required');
@@ -419,6 +435,20 @@ export class PipelineModel {
     const sends: Promise<unknown>[] = [];
     const sums = new Float64Array(1 + compiled.metrics.length);
     const stepSeed = (m: number): string => `${seed}:${this.steps}:${m}:${this.stage}`;
+    const stats = this.stats;
+    const timed = <T>(fn: () => T): T => {
+      const t0 = performance.now();
+      try {
+        return fn();
+      } finally {
+        stats.computeMs += performance.now() - t0;
+      }
+    };
+    const send = (t: tf.Tensor, dst: number, tag: number): void => {
+      stats.sentElements += t.size;
+      sends.push(sendTensor(this.p2p!, t, dst, tag));
+    };
+    const started = performance.now();
     try {
       for (const step of steps) {
         const m = step.microBatch;
@@ -427,34 +457,34 @@ export class PipelineModel {
           const x = first ? this.rowsOf(xs, indices, mb) : await recvTensor(this.p2p!, [mb.size, ...this.inShape], this.prev, ACTIVATION_TAG);
           inputs[m] = x;
           if (last) continue; // the last stage runs its forward inside the loss step
-          const y = this.runner.forward(x, true, stepSeed(m));
-          sends.push(sendTensor(this.p2p!, y, this.next, ACTIVATION_TAG));
+          const y = timed(() => this.runner.forward(x, true, stepSeed(m)));
+          send(y, this.next, ACTIVATION_TAG);
           y.dispose();
           continue;
         }
         const x = inputs[m]!;
-        let result;
+        let result: BackwardResult & { lossSum?: number; metricSums?: number[] };
         if (last) {
           const y = this.rowsOf(ys, indices, mb);
           try {
             const r = compiled.loss.fn;
-            result = this.runner.lossStep(x, y, mb.size / indices.length, stepSeed(m), r, compiled.metrics.map((f) => f.fn), !first);
+            result = timed(() => this.runner.lossStep(x, y, mb.size / indices.length, stepSeed(m), r, compiled.metrics.map((f) => f.fn), !first));
           } finally {
             y.dispose();
           }
-          sums[0]! += result.lossSum;
-          result.metricSums.forEach((v, i) => (sums[i + 1]! += v));
+          sums[0]! += result.lossSum!;
+          result.metricSums!.forEach((v, i) => (sums[i + 1]! += v));
         } else {
           const dy = await recvTensor(this.p2p!, [mb.size, ...this.outShape], this.next, GRADIENT_TAG);
           try {
-            result = this.runner.backward(x, dy, stepSeed(m), !first);
+            result = timed(() => this.runner.backward(x, dy, stepSeed(m), !first));
           } finally {
             dy.dispose();
           }
         }
-        this.accumulate(acc, result.grads);
+        timed(() => this.accumulate(acc, result.grads));
         if (result.dx) {
-          if (!first) sends.push(sendTensor(this.p2p!, result.dx, this.prev, GRADIENT_TAG));
+          if (!first) send(result.dx, this.prev, GRADIENT_TAG);
           result.dx.dispose();
         }
         x.dispose();
@@ -469,7 +499,11 @@ export class PipelineModel {
     } finally {
       tf.dispose(inputs.filter((t): t is tf.Tensor => t !== undefined));
     }
+    const scheduled = performance.now();
+    stats.scheduleMs += scheduled - started;
     this.applyGradients(acc, compiled.optimizer);
+    stats.applyMs += performance.now() - scheduled;
+    stats.steps++;
     this.steps++;
     return this.shareLogs(sums, last ? micro.reduce((n, r) => n + r.size, 0) : 0);
   }
