@@ -15,7 +15,7 @@ function rank0(stdout: string): string[] {
 
 const QUICK = ['-n', '2', '-w', '1', '--min-time-ms', '0', '--startup-warmup-ms', '0'];
 
-interface JsonRow { collective: CollectiveName; bytes: number; count: number; op: string; root: number; timeUs: number; algbwGBps: number | null; busbwGBps: number | null; errors: number | null }
+interface JsonRow { collective: CollectiveName; bytes: number; count: number; op: string; root: number; timeUs: number; algbwGBps: number | null; busbwGBps: number | null; errors: number | null; latencyUs: number | null; p2pBwGBps: number | null }
 interface BenchJson {
   tool: string;
   mode: string;
@@ -34,7 +34,8 @@ describe('ringtrain bench --collective', () => {
     expect(doc).toMatchObject({ tool: 'ringtrain-bench', mode: 'collectives', ranks: 3 });
     // Every collective either ran or was refused with the reason.
     expect([...doc.collectives.map((c) => c.name), ...doc.skipped.map((s) => s.name)].sort()).toEqual([...COLLECTIVE_NAMES].sort());
-    for (const s of doc.skipped) expect(s.reason).toMatch(/no comm\.(reducescatter|sendrecv)\(\)/);
+    for (const s of doc.skipped) expect(s.reason).toMatch(/no comm\.reducescatter\(\)/);
+    expect(doc.collectives.map((c) => c.name)).toContain('sendrecv');
     expect(doc.collectives.map((c) => c.name).slice(0, 3)).toEqual(['allreduce', 'broadcast', 'allgather']);
     for (const c of doc.collectives) {
       const desc = COLLECTIVES[c.name];
@@ -53,13 +54,19 @@ describe('ringtrain bench --collective', () => {
         if (c.name === 'allgather' || c.name === 'reducescatter') expect(r.count % 3).toBe(0);
         expect(r.op).toBe(desc.reduces ? 'max' : 'none');
         expect(r.root).toBe(c.name === 'broadcast' ? 0 : -1);
+        if (c.name === 'sendrecv') {
+          expect(r.latencyUs!).toBeGreaterThan(0);
+          expect(r.p2pBwGBps!).toBeGreaterThan(0);
+        } else {
+          expect(r).toMatchObject({ latencyUs: null, p2pBwGBps: null });
+        }
       }
     }
     expect(run.stderr).not.toContain(PROGRESS_MARKER);
   });
 
   it('prints CSV for each collective with the columns compare.py and loopback.py read', async () => {
-    for (const name of ['allreduce', 'broadcast', 'allgather', 'barrier'] as const) {
+    for (const name of ['allreduce', 'broadcast', 'allgather', 'sendrecv', 'barrier'] as const) {
       const run = await runCli(['-np', '2', '--no-tag-output', 'bench', '--collective', name, '-b', '1K', '-e', '4K', '-f', '4', '--csv', ...QUICK]);
       expect(run.code, run.stderr).toBe(0);
       const lines = run.stdout.trim().split('\n');
@@ -87,7 +94,8 @@ describe('ringtrain bench --collective', () => {
     expect(out.filter((l) => l.includes('#wrong')).length).toBeGreaterThanOrEqual(4);
     const dataRows = out.filter((l) => /^\s+\d+\s+\d+\s+float16/.test(l));
     expect(dataRows.length).toBeGreaterThanOrEqual(3 * 3 + 1);
-    for (const l of dataRows) expect(l.trim().split(/\s+/).pop()).toMatch(/^(0|N\/A)$/);
+    // #wrong is the ninth column (sendrecv rows have two more after it).
+    for (const l of dataRows) expect(l.trim().split(/\s+/)[8]).toMatch(/^(0|N\/A)$/);
     expect(out.filter((l) => l.startsWith('# Out of bounds values : 0 OK')).length).toBeGreaterThanOrEqual(3);
   });
 

@@ -38,6 +38,10 @@ export interface Collective {
   reduces: boolean;
   /** false: time only (the barrier); one row, no sizes. */
   sized: boolean;
+  /** Its timed loop can make blocking calls (CollectiveCase.runSync) in --mode sync. */
+  blocking?: boolean;
+  /** Also measure osu_latency / osu_bw between ranks 0 and 1 at each size (ping-pong.ts). */
+  pingPong?: boolean;
   /** The root column (broadcast), or undefined. */
   root?: number;
   /** busbw = algbw * factor: the per-rank link load a bandwidth-optimal algorithm has (nccl-tests' PERFORMANCE.md). */
@@ -78,6 +82,7 @@ const allreduce: Collective = {
   sizeMeans: 'the buffer every rank reduces in place',
   reduces: true,
   sized: true,
+  blocking: true,
   busbwFactor: (n) => (2 * (n - 1)) / n,
   elements: whole,
   unavailable: () => undefined,
@@ -140,16 +145,15 @@ const allgather: Collective = {
   },
 };
 
-/** The parts of the core issue 12 adds; present once that lands (checked at run time, named when missing). */
-interface PointToPoint {
+/** The part of the core issue 12 adds that is not in yet; checked at run time and named when missing. */
+interface ReduceScatter {
   reducescatter<T extends CollectiveView>(view: T, options?: { op?: ReduceOp; dtype?: Dtype }): Promise<T>;
-  sendrecv<T extends CollectiveView>(send: T, dst: number, recv: T, src: number, options?: { tag?: number; dtype?: Dtype }): Promise<T>;
 }
 
-function missing(comm: Communicator, method: keyof PointToPoint): string | undefined {
-  return typeof (comm as Partial<PointToPoint>)[method] === 'function'
+function missing(comm: Communicator, method: keyof ReduceScatter): string | undefined {
+  return typeof (comm as Partial<ReduceScatter>)[method] === 'function'
     ? undefined
-    : `this ringtrain has no comm.${method}() (it comes with point-to-point messages and sub-communicators, issue 12)`;
+    : `this ringtrain has no comm.${method}() (it comes with sub-communicators and reduce-scatter, issue 12)`;
 }
 
 const reducescatter: Collective = {
@@ -162,7 +166,7 @@ const reducescatter: Collective = {
   elements: perRankShare,
   unavailable: (comm) => missing(comm, 'reducescatter'),
   setup({ comm, dtype, op, elements }) {
-    const p2p = comm as Communicator & PointToPoint;
+    const p2p = comm as Communicator & ReduceScatter;
     const view = makeView(dtype, elements);
     const share = elements / comm.size;
     let result: CollectiveView = view.subarray(0, 0);
@@ -181,22 +185,25 @@ const sendrecv: Collective = {
   sizeMeans: 'the buffer each rank sends to rank+1 while receiving from rank-1',
   reduces: false,
   sized: true,
+  blocking: true,
+  pingPong: true,
   busbwFactor: () => 1,
   elements: whole,
-  unavailable: (comm) => missing(comm, 'sendrecv') ?? (comm.size < 2 ? 'sendrecv needs at least 2 ranks' : undefined),
+  unavailable: (comm) => (comm.size < 2 ? 'sendrecv needs at least 2 ranks' : undefined),
   setup({ comm, dtype, elements }) {
-    const p2p = comm as Communicator & PointToPoint;
     const n = comm.size;
     const next = (comm.rank + 1) % n;
     const prev = (comm.rank + n - 1) % n;
     const send = makeView(dtype, elements);
     const recv = makeView(dtype, elements);
+    const options = { dtype };
     return {
       fill: () => {
         fillWith(send, dtype, (i) => pattern(comm.rank, i));
         fillWith(recv, dtype, () => 100);
       },
-      run: async () => void (await p2p.sendrecv(send, next, recv, prev, { dtype })),
+      run: async () => void (await comm.sendrecv(send, next, recv, prev, options)),
+      runSync: () => void comm.sendrecvSync(send, next, recv, prev, options),
       wrong: () => countWrong(recv, dtype, (i) => pattern(prev, i)),
     };
   },

@@ -21,6 +21,8 @@ export interface BenchContext {
 const COLUMNS: [string, number][] = [
   ['size', 12], ['count', 12], ['type', 10], ['redop', 7], ['root', 6], ['time(us)', 12], ['algbw(GB/s)', 13], ['busbw(GB/s)', 13], ['#wrong', 8],
 ];
+/** sendrecv's two more: osu_latency and osu_bw between ranks 0 and 1. */
+const PING_PONG_COLUMNS: [string, number][] = [['pingpong(us)', 14], ['osu_bw(GB/s)', 14]];
 
 export function formatRunHeader(ctx: BenchContext): string {
   const o = ctx.options;
@@ -33,8 +35,11 @@ export function formatRunHeader(ctx: BenchContext): string {
 
 export function formatCollectiveHeader(c: Collective, ctx: BenchContext): string {
   const factor = c.sized ? `busbw = algbw x ${c.busbwFormula} = ${c.busbwFactor(ctx.ranks).toFixed(3)}` : 'time only';
-  const head = COLUMNS.map(([name, w], i) => (i === 0 ? `#${name.padStart(w - 1)}` : name.padStart(w))).join('');
-  return [`# ${c.name}: size = ${c.sizeMeans}; ${factor}; ${callMode(c, ctx.options)}`, head].join('\n');
+  const cols = c.pingPong ? [...COLUMNS, ...PING_PONG_COLUMNS] : COLUMNS;
+  const head = cols.map(([name, w], i) => (i === 0 ? `#${name.padStart(w - 1)}` : name.padStart(w))).join('');
+  const lines = [`# ${c.name}: size = ${c.sizeMeans}; ${factor}; ${callMode(c, ctx.options)}`];
+  if (c.pingPong) lines.push('# pingpong: half a round trip between ranks 0 and 1 (osu_latency); osu_bw: a window of sends from rank 0 to rank 1');
+  return [...lines, head].join('\n');
 }
 
 const na = (v: number | null, digits: number): string => (v === null ? 'N/A' : v.toFixed(digits));
@@ -44,7 +49,12 @@ export function formatRow(r: BenchRow): string {
     String(r.bytes), String(r.count), r.dtype, r.op, String(r.root), r.timeUs.toFixed(1),
     na(r.algbwGBps, 4), na(r.busbwGBps, 4), r.errors === null ? 'N/A' : String(r.errors),
   ];
-  return cells.map((text, i) => text.padStart(COLUMNS[i]![1])).join('');
+  const cols = [...COLUMNS];
+  if (r.latencyUs !== null) {
+    cells.push(r.latencyUs.toFixed(1), na(r.p2pBwGBps, 4));
+    cols.push(...PING_PONG_COLUMNS);
+  }
+  return cells.map((text, i) => text.padStart(cols[i]![1])).join('');
 }
 
 export function totalErrors(rows: readonly BenchRow[]): number {
@@ -70,11 +80,14 @@ export function formatSkipped(s: SkippedCollective): string {
 }
 
 /** The CSV columns. The first eight are those ../shared/peers/compare.py and loopback.py read by name (bytes, time_us, busbw_gbps). */
-export const CSV_HEADER = 'bytes,count,dtype,op,time_us,algbw_gbps,busbw_gbps,errors,collective,root';
+export const CSV_HEADER = 'bytes,count,dtype,op,time_us,algbw_gbps,busbw_gbps,errors,collective,root,pingpong_us,p2p_bw_gbps';
 
 export function formatCsvRow(r: BenchRow): string {
   const num = (v: number | null, digits: number): string => (v === null ? '' : v.toFixed(digits));
-  return [r.bytes, r.count, r.dtype, r.op, r.timeUs.toFixed(2), num(r.algbwGBps, 6), num(r.busbwGBps, 6), r.errors ?? '', r.collective, r.root].join(',');
+  return [
+    r.bytes, r.count, r.dtype, r.op, r.timeUs.toFixed(2), num(r.algbwGBps, 6), num(r.busbwGBps, 6), r.errors ?? '', r.collective, r.root,
+    num(r.latencyUs, 2), num(r.p2pBwGBps, 6),
+  ].join(',');
 }
 
 /** The --json document: one object, printed on one line by rank 0. */

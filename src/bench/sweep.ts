@@ -6,6 +6,7 @@
 import { DeviceBuffer } from '../device.js';
 import type { Communicator, Dtype, ReduceOp } from '../types.js';
 import { reduceInput, reducedValue, type Collective, type CollectiveCase, type CollectiveName } from './collectives.js';
+import { pingPong } from './ping-pong.js';
 import { ELEMENT_BYTES, countWrong, fillWith, makeView } from './values.js';
 
 export interface BenchOptions {
@@ -49,6 +50,9 @@ export interface BenchRow {
   busbwGBps: number | null;
   /** Wrong elements summed over ranks; null when the check is off. */
   errors: number | null;
+  /** sendrecv only (else null): osu_latency and osu_bw between ranks 0 and 1 at this size. */
+  latencyUs: number | null;
+  p2pBwGBps: number | null;
 }
 
 /** Where a sweep is, for the progress line. */
@@ -171,6 +175,7 @@ async function measure(comm: Communicator, collective: Collective, c: Collective
   const timeUs = stats[0]! * 1000;
   const bytes = count * ELEMENT_BYTES[o.dtype];
   const bw = bandwidths(collective, bytes, timeUs, comm.size);
+  const p2p = collective.pingPong && comm.size >= 2 ? await pingPong(comm, o.dtype, count, iters, o.warmup, bytes) : undefined;
   return {
     collective: collective.name,
     bytes,
@@ -182,12 +187,14 @@ async function measure(comm: Communicator, collective: Collective, c: Collective
     algbwGBps: bw.algbw,
     busbwGBps: bw.busbw,
     errors: o.check && collective.sized ? stats[1]! : null,
+    latencyUs: p2p?.latencyUs ?? null,
+    p2pBwGBps: p2p?.bandwidthGBps ?? null,
   };
 }
 
 /** Whether the timed loop of this collective makes blocking calls (for the report header). */
 export function callMode(c: Collective, o: BenchOptions): string {
   if (o.device === 'cuda') return 'GPU buffers';
-  if (o.mode === 'sync' && c.name === 'allreduce') return 'sync calls';
+  if (o.mode === 'sync' && c.blocking) return 'sync calls';
   return o.mode === 'sync' ? 'async calls (no blocking form in the core)' : 'async calls';
 }

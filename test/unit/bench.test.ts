@@ -6,6 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COLLECTIVES, COLLECTIVE_NAMES, collectivesFor, reducedValue } from '../../src/bench/collectives.js';
 import { CSV_HEADER, formatCollectiveFooter, formatCsvRow, formatRow } from '../../src/bench/report.js';
+import { windowFor } from '../../src/bench/ping-pong.js';
 import { bandwidths, sizesToRun, type BenchRow } from '../../src/bench/sweep.js';
 import { NO_TFJS_MESSAGE, loadTfjsFrom } from '../../src/bench/tfjs-loader.js';
 import { formatTrainReport, type PhaseResult, type TrainReport } from '../../src/bench/train-report.js';
@@ -100,7 +101,7 @@ describe('the correctness column', () => {
 
 describe('report formats', () => {
   const row: BenchRow = {
-    collective: 'allgather', bytes: 4096, count: 1024, dtype: 'float32', op: 'none', root: -1, timeUs: 123.456, algbwGBps: 0.0332, busbwGBps: 0.0249, errors: 0,
+    collective: 'allgather', bytes: 4096, count: 1024, dtype: 'float32', op: 'none', root: -1, timeUs: 123.456, algbwGBps: 0.0332, busbwGBps: 0.0249, errors: 0, latencyUs: null, p2pBwGBps: null,
   };
 
   it('prints CSV whose header names bytes, time_us and busbw_gbps and whose rows have as many fields, as ../shared/peers/compare.py and loopback.py parse it', () => {
@@ -112,6 +113,16 @@ describe('report formats', () => {
     expect(Number(fields[cols.indexOf('time_us')])).toBeCloseTo(123.46, 2);
     expect(Number(fields[cols.indexOf('busbw_gbps')])).toBeCloseTo(0.0249, 6);
     expect(fields[cols.indexOf('collective')]).toBe('allgather');
+    const sendrecv = formatCsvRow({ ...row, collective: 'sendrecv', latencyUs: 41.5, p2pBwGBps: 1.25 }).split(',');
+    expect(Number(sendrecv[cols.indexOf('pingpong_us')])).toBe(41.5);
+    expect(Number(sendrecv[cols.indexOf('p2p_bw_gbps')])).toBe(1.25);
+  });
+
+  it('sizes the osu_bw window at 16 messages, fewer when a window would pass 64 MiB', () => {
+    expect(windowFor(8)).toBe(16);
+    expect(windowFor(4 << 20)).toBe(16);
+    expect(windowFor(16 << 20)).toBe(4);
+    expect(windowFor(256 << 20)).toBe(1);
   });
 
   it('prints N/A for what the barrier does not have and for an unchecked result', () => {
