@@ -64,7 +64,11 @@ export function init(options: InitOptions = {}): Promise<Communicator> {
   return run;
 }
 
-async function initOnce(options: InitOptions): Promise<Communicator> {
+async function initOnce(given: InitOptions | undefined): Promise<Communicator> {
+  if (given !== undefined && (typeof given !== 'object' || given === null)) {
+    throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: init() takes an options object, got ${given === null ? 'null' : typeof given}`);
+  }
+  const options = given ?? {};
   const env = options.env ?? process.env;
   const c = resolveContract(options);
   const binding = loadNative();
@@ -89,6 +93,7 @@ async function initOnce(options: InitOptions): Promise<Communicator> {
     return comm;
   }
 
+  if (c.iface) interfaceAddress(c.iface); // a missing interface fails now, not after the rendezvous
   const where = formatHostPort(c.addr!.host, c.addr!.port);
   const generation = generations.get(where) ?? 0;
   const server = await serveIfRankZero(c, env, generation);

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Communicator } from '../types.js';
 import { resolveCommunicator } from './default-communicator.js';
-import type { ModelLike } from './model-like.js';
+import { checkModel, type ModelLike } from './model-like.js';
 import { layoutFor, pack, specOf, unpack, type TensorSpec } from './packed-transfer.js';
 import { agree, hash32 } from './rank-agreement.js';
 
@@ -22,6 +22,7 @@ export interface AverageModelOptions {
  * boolean weights, which have no meaningful mean, are taken from rank 0 instead.
  */
 export async function averageModel(model: ModelLike, options: AverageModelOptions = {}): Promise<void> {
+  checkModel(model, 'averageModel');
   const comm = resolveCommunicator(options.comm, 'averageModel');
   const weights = options.trainableOnly ? model.weights.filter((w) => w.trainable) : [...model.weights];
   const specs: TensorSpec[] = weights.map((w) => specOf(w.read()));

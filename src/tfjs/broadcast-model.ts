@@ -3,10 +3,11 @@
  * replicas stay identical (same gradients applied to the same weights).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { RingtrainError } from '../errors.js';
 import type { Communicator } from '../types.js';
 import { resolveCommunicator } from './default-communicator.js';
 import type { NamedTensor } from './distributed-optimizer.js';
-import type { ModelLike } from './model-like.js';
+import { checkModel, type ModelLike } from './model-like.js';
 import { allocateFor, broadcastJson, checkRoot, layoutFor, pack, specOf, unpack, type TensorSpec } from './packed-transfer.js';
 import { agree, hash32 } from './rank-agreement.js';
 
@@ -64,6 +65,7 @@ function disposeTemporaries(state: NamedTensor[] | null): void {
  * (count, shapes, dtypes of weights, or optimizer class) get ERR_RINGTRAIN_MISMATCH on every rank.
  */
 export async function broadcastModel(model: ModelLike, options: BroadcastModelOptions = {}): Promise<void> {
+  checkModel(model, 'broadcastModel');
   const comm = resolveCommunicator(options.comm, 'broadcastModel');
   const root = options.root ?? 0;
   checkRoot(comm, root, 'broadcastModel');
@@ -144,11 +146,17 @@ export async function broadcastVariables(
   const comm = resolveCommunicator(options.comm, 'broadcastVariables');
   const root = options.root ?? 0;
   checkRoot(comm, root, 'broadcastVariables');
+  if (typeof variables !== 'object' || variables === null) {
+    throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', 'ringtrain: broadcastVariables: expected an array or a record of tf.Variable');
+  }
   const list: tf.Variable[] = Array.isArray(variables)
     ? [...(variables as readonly tf.Variable[])]
     : Object.keys(variables)
         .sort()
         .map((k) => (variables as Record<string, tf.Variable>)[k]!);
+  if (list.some((v) => !(v instanceof tf.Variable))) {
+    throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', 'ringtrain: broadcastVariables: expected an array or a record of tf.Variable');
+  }
   const specs = list.map(specOf);
   await agree(
     comm,

@@ -25,6 +25,8 @@ export type { ShardOptions, ShardRemainder } from './shard-plan.js';
 export { LocalSGD } from './local-sgd.js';
 export type { LocalSGDOptions } from './local-sgd.js';
 export { MetricAverageCallback, averageLogs } from './metric-average-callback.js';
+export { allreduceTensor, broadcastTensor, averageMetrics } from './tensor-collectives.js';
+export type { TensorReduceOptions, TensorBroadcastOptions } from './tensor-collectives.js';
 export type { MetricAverageCallbackOptions } from './metric-average-callback.js';
 export { BroadcastCallback } from './broadcast-callback.js';
 export type { BroadcastCallbackOptions } from './broadcast-callback.js';

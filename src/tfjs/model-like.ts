@@ -4,6 +4,7 @@
  * @tensorflow/tfjs, tfjs-node or tfjs-node-gpu) satisfies these, whichever package provided it.
  */
 import type { Optimizer, Tensor } from '@tensorflow/tfjs-core';
+import { RingtrainError } from '../errors.js';
 
 /** A tfjs-layers LayerVariable: a model weight, trainable or not (e.g. BatchNorm moving statistics). */
 export interface LayerVariableLike {
@@ -26,3 +27,11 @@ export interface ModelLike {
   readonly optimizer?: Optimizer | null;
 }
 
+
+/** Throws ERR_RINGTRAIN_ARGUMENT unless `model` looks like a tfjs-layers model (has a weights list). */
+export function checkModel(model: unknown, who: string): asserts model is ModelLike {
+  const weights = (model as { weights?: unknown } | null | undefined)?.weights;
+  if (!Array.isArray(weights)) {
+    throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: ${who}: expected a tf.LayersModel (an object with a weights list), got ${model === null ? 'null' : typeof model}`);
+  }
+}

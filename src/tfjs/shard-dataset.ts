@@ -12,6 +12,7 @@
  * prototype chain), so .batch(), .map(), fitDataset and so on work as usual, without ringtrain
  * importing a second copy of tfjs-data.
  */
+import { RingtrainError } from '../errors.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { seededRandom } from './seeded-random.js';
 import { paddingPosition, resolveShard, shardLength, type ResolvedShard, type ShardOptions } from './shard-plan.js';
@@ -126,7 +127,7 @@ export function shardDataset<T, D extends DatasetLike<T>>(dataset: D & DatasetLi
   const known = typeof n === 'number' && Number.isFinite(n);
   const capacity = options.shuffleBuffer ?? Math.max(1, Math.min(known ? n : 10000, 10000));
   if (!Number.isInteger(capacity) || capacity < 1) {
-    throw new RangeError(`ringtrain: shardDataset: shuffleBuffer must be an integer >= 1, got ${capacity}`);
+    throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: shardDataset: shuffleBuffer must be an integer >= 1, got ${capacity}`);
   }
   let epoch = 0;
   const sharded = Object.create(rootPrototype(dataset)) as DatasetLike<T>;
