@@ -28,10 +28,13 @@ export const DEFAULT_STALL_WARNING_MS = 30_000;
 interface Convention {
   name: string;
   rank: string;
-  size: string;
-  localRank: string;
+  size: string | undefined;
+  localRank: string | undefined;
   localSize: string | undefined;
 }
+
+/** Kubernetes Indexed Jobs number their pods here; it says nothing about the world size. */
+const K8S_INDEX = 'JOB_COMPLETION_INDEX';
 
 // Order matters only for the message; contradictions between them are errors.
 const CONVENTIONS: readonly Convention[] = [
@@ -39,7 +42,21 @@ const CONVENTIONS: readonly Convention[] = [
   { name: 'torchrun', rank: 'RANK', size: 'WORLD_SIZE', localRank: 'LOCAL_RANK', localSize: 'LOCAL_WORLD_SIZE' },
   { name: 'Open MPI', rank: 'OMPI_COMM_WORLD_RANK', size: 'OMPI_COMM_WORLD_SIZE', localRank: 'OMPI_COMM_WORLD_LOCAL_RANK', localSize: 'OMPI_COMM_WORLD_LOCAL_SIZE' },
   { name: 'Slurm', rank: 'SLURM_PROCID', size: 'SLURM_NTASKS', localRank: 'SLURM_LOCALID', localSize: undefined },
+  // PMI (Slurm --mpi=pmi2/pmix, MPICH and Intel MPI's Hydra); Hydra adds the local place.
+  { name: 'PMI', rank: 'PMI_RANK', size: 'PMI_SIZE', localRank: 'MPI_LOCALRANKID', localSize: 'MPI_LOCALNRANKS' },
+  // Read only when a world size is set some other way (see resolveContract).
+  { name: 'Kubernetes Indexed Job', rank: K8S_INDEX, size: undefined, localRank: undefined, localSize: undefined },
 ];
+
+/**
+ * The rank variables of other engines (and MASTER_ADDR/MASTER_PORT): a launcher that sets the
+ * ringtrain contract for a process removes these from what it inherits, so they cannot contradict it.
+ */
+export const FOREIGN_CONTRACT_VARIABLES: readonly string[] = [
+  ...CONVENTIONS.filter((c) => c.name !== 'ringtrain').flatMap((c) => [c.rank, c.size, c.localRank, c.localSize]),
+  'MASTER_ADDR',
+  'MASTER_PORT',
+].filter((v): v is string => v !== undefined);
 
 function contractError(message: string): RingtrainError {
   return new RingtrainError('ERR_RINGTRAIN_CONTRACT', `ringtrain: ${message}`);
@@ -58,11 +75,12 @@ function pick(
   env: NodeJS.ProcessEnv,
   field: 'rank' | 'size' | 'localRank' | 'localSize',
   min: number,
+  withIndex = false,
 ): { value: number; from: string } | undefined {
   let found: { value: number; from: string } | undefined;
   for (const c of CONVENTIONS) {
     const name = c[field];
-    if (name === undefined) continue;
+    if (name === undefined || (!withIndex && name === K8S_INDEX)) continue;
     const value = readInt(env, name, min);
     if (value === undefined) continue;
     if (found && found.value !== value) {
@@ -81,8 +99,10 @@ function checkInt(value: number, what: string, min: number): number {
 /** Resolves the rank contract. Options win over the environment; a missing or contradictory contract throws, saying what to set. */
 export function resolveContract(options: InitOptions = {}): RankContract {
   const env = options.env ?? process.env;
-  const rankEnv = pick(env, 'rank', 0);
   const sizeEnv = pick(env, 'size', 1);
+  // An Indexed Job's pod index is its rank only in a job that says how many ranks there are:
+  // pods of an ordinary Indexed Job that call init() stay worlds of one.
+  const rankEnv = pick(env, 'rank', 0, sizeEnv !== undefined || options.size !== undefined);
   const localRankEnv = pick(env, 'localRank', 0);
   const localSizeEnv = pick(env, 'localSize', 1);
 
@@ -94,10 +114,10 @@ export function resolveContract(options: InitOptions = {}): RankContract {
     size = 1;
   }
   if (rank === undefined) {
-    throw contractError(`${sizeEnv?.from ?? 'size'} is set but the rank is not: set RINGTRAIN_RANK (or RANK, OMPI_COMM_WORLD_RANK, SLURM_PROCID)`);
+    throw contractError(`${sizeEnv?.from ?? 'size'} is set but the rank is not: set RINGTRAIN_RANK (or RANK, OMPI_COMM_WORLD_RANK, SLURM_PROCID, PMI_RANK, JOB_COMPLETION_INDEX)`);
   }
   if (size === undefined) {
-    throw contractError(`${rankEnv?.from ?? 'rank'} is set but the world size is not: set RINGTRAIN_SIZE (or WORLD_SIZE, OMPI_COMM_WORLD_SIZE, SLURM_NTASKS)`);
+    throw contractError(`${rankEnv?.from ?? 'rank'} is set but the world size is not: set RINGTRAIN_SIZE (or WORLD_SIZE, OMPI_COMM_WORLD_SIZE, SLURM_NTASKS, PMI_SIZE)`);
   }
   checkInt(size, 'size', 1);
   checkInt(rank, 'rank', 0);

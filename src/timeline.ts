@@ -59,8 +59,10 @@ export class Timeline {
 
   record(e: { kind: string; dtype: Dtype; bytes: number; op?: ReduceOp; timing: NativeTiming }): void {
     const t = e.timing;
-    const name = `${e.kind} #${t.seq}`;
-    const args: Record<string, string | number> = { bytes: e.bytes, dtype: e.dtype };
+    // The name is the kind alone, so Perfetto groups and aggregates slices by it; which call it
+    // was (the same number on every rank) is in args.
+    const name = e.kind;
+    const args: Record<string, string | number> = { seq: t.seq, bytes: e.bytes, dtype: e.dtype };
     if (e.op) args.op = e.op;
     const ev = (n: string, from: number, to: number): void => {
       if (from > 0 && to >= from) this.events.push({ name: n, cat: 'ringtrain', ph: 'X', ts: from, dur: to - from, pid: this.rank, tid: 0, args });
@@ -101,13 +103,19 @@ export function traceSpan(name: string, startUs: number, endUs: number, args?: R
   active?.span(name, startUs, endUs, args);
 }
 
-/** Merges per-rank timeline files into one trace (the launcher does this for --timeline). */
-export function mergeTimelines(files: readonly string[], out: string): void {
+/**
+ * Merges per-rank timeline files into one trace (the launcher does this for --timeline). With
+ * `removeParts`, the per-rank files are deleted once the merged trace is written.
+ */
+export function mergeTimelines(files: readonly string[], out: string, options: { removeParts?: boolean } = {}): void {
   const all: TraceEvent[] = [];
+  const read: string[] = [];
   for (const f of files) {
     if (!fs.existsSync(f)) continue;
     const parsed = JSON.parse(fs.readFileSync(f, 'utf8')) as { traceEvents?: TraceEvent[] };
     all.push(...(parsed.traceEvents ?? []));
+    read.push(f);
   }
   fs.writeFileSync(out, JSON.stringify({ traceEvents: all, displayTimeUnit: 'ms' }));
+  if (options.removeParts) for (const f of read) if (path.resolve(f) !== path.resolve(out)) fs.rmSync(f, { force: true });
 }

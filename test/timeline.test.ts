@@ -12,6 +12,7 @@ interface TraceEvent {
   dur?: number;
   pid: number;
   tid: number;
+  args?: Record<string, string | number>;
 }
 
 describe('timeline', () => {
@@ -27,14 +28,21 @@ describe('timeline', () => {
     expect(r.stderr).toMatch(/timeline of 3 rank\(s\) written to/);
     const trace = JSON.parse(fs.readFileSync(file, 'utf8')) as { traceEvents: TraceEvent[] };
     const events = trace.traceEvents;
+    // The per-rank files were only a hand-over: gone once merged.
+    expect(fs.readdirSync(dir).sort()).toEqual(['trace.json']);
     for (const rank of [0, 1, 2]) {
       const mine = events.filter((e) => e.pid === rank && e.ph === 'X');
-      const names = new Set(mine.map((e) => e.name.replace(/#\d+/, '#')));
-      for (const n of ['allreduce #', 'broadcast #', 'barrier #', 'queue', 'wait for peers', 'reduce-scatter', 'all-gather', 'user work']) {
+      const names = new Set(mine.map((e) => e.name));
+      for (const n of ['allreduce', 'broadcast', 'barrier', 'queue', 'wait for peers', 'reduce-scatter', 'all-gather', 'user work']) {
         expect(names, `rank ${rank} lacks '${n}'`).toContain(n);
       }
+      // Names carry no sequence numbers (Perfetto groups slices by name); the number is in args.
+      expect([...names].filter((n) => /\d/.test(n))).toEqual([]);
+      const collectives = mine.filter((e) => ['allreduce', 'broadcast', 'barrier'].includes(e.name));
+      expect(collectives.map((e) => e.args?.seq)).toEqual([1, 2, 3, 4]);
+      expect(collectives.map((e) => e.name)).toEqual(['allreduce', 'allreduce', 'broadcast', 'barrier']);
       // Phases nest inside their collective.
-      const big = mine.find((e) => e.name === 'allreduce #1')!;
+      const big = mine.find((e) => e.name === 'allreduce' && e.args?.seq === 1)!;
       const rs = mine.find((e) => e.name === 'reduce-scatter' && e.ts >= big.ts && e.ts <= big.ts + big.dur!)!;
       expect(rs.ts + rs.dur!).toBeLessThanOrEqual(big.ts + big.dur! + 1);
       const user = mine.find((e) => e.name === 'user work')!;

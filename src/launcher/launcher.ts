@@ -8,6 +8,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatHostPort } from '../address.js';
+import { FOREIGN_CONTRACT_VARIABLES } from '../contract.js';
 import type { RingtrainError } from '../errors.js';
 import { PROGRESS_ENV } from '../progress.js';
 import { mergeTimelines, rankTimelinePath } from '../timeline.js';
@@ -62,11 +63,7 @@ const CONTRACT_VARS = [
   'RINGTRAIN_TOKEN', 'RINGTRAIN_IFACE', 'RINGTRAIN_TIMEOUT_MS', 'RINGTRAIN_PORT_RANGE', 'RINGTRAIN_LAUNCHER', PROGRESS_ENV,
 ];
 /** Other engines' rank variables: inherited by a local rank they would contradict its contract. */
-const FOREIGN_RANK_VARS = [
-  'RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT',
-  'OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE', 'OMPI_COMM_WORLD_LOCAL_RANK', 'OMPI_COMM_WORLD_LOCAL_SIZE',
-  'SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_LOCALID',
-];
+const FOREIGN_RANK_VARS = FOREIGN_CONTRACT_VARIABLES;
 
 /** Stop sequence: EOF to every wrapper, then signals to what is still running locally. */
 const GRACE_EOF_MS = 4_000;
@@ -241,8 +238,14 @@ export class Launcher {
       this.say(`no timeline was written (did the ranks call init()?)`);
       return;
     }
-    mergeTimelines(parts, file);
-    this.say(`timeline of ${parts.length} rank(s) written to ${file} (open it in https://ui.perfetto.dev or chrome://tracing)`);
+    // The per-rank files are only a hand-over: removed once merged. Ranks on other hosts wrote
+    // theirs there, where this launcher cannot read them; those stay.
+    mergeTimelines(parts, file, { removeParts: true });
+    const elsewhere = size - parts.length;
+    this.say(
+      `timeline of ${parts.length} rank(s) written to ${file} (open it in https://ui.perfetto.dev or chrome://tracing)` +
+        (elsewhere > 0 ? `; ${elsewhere} rank(s) on other hosts left theirs there, as ${rankTimelinePath(file, 0).replace(/0\.json$/, '<N>.json')}` : ''),
+    );
   }
 
   private rankEnv(p: RankPlacement, size: number, addr: string): [string, string][] {
