@@ -163,7 +163,7 @@ export class RingCommunicator implements Communicator {
     const op = this.reduceOp(options);
     const Ctor = view.constructor as new (length: number) => T;
     const out = new Ctor(shareOf(view.length, this.size, this.rank).length);
-    const p = this.nativeComm.reducescatter(view as NativeView, out as NativeView, DTYPE_CODES[dtype], OP_CODES[op]);
+    const p = native(() => this.nativeComm.reducescatter(view as NativeView, out as NativeView, DTYPE_CODES[dtype], OP_CODES[op]));
     return this.track(p, 'reducescatter', dtype, view.byteLength, out, op);
   }
 
@@ -209,19 +209,19 @@ export class RingCommunicator implements Communicator {
 
   async send(view: CollectiveView, dst: number, options?: P2pOptions): Promise<void> {
     const a = this.p2pArgs('send', view, dst, options);
-    return this.p2p(this.nativeComm.send(view as NativeView, a.dtype, dst, a.tag), undefined);
+    return this.p2p(native(() => this.nativeComm.send(view as NativeView, a.dtype, dst, a.tag)), undefined);
   }
 
   async recv<T extends CollectiveView>(view: T, src: number, options?: P2pOptions): Promise<T> {
     const a = this.p2pArgs('recv', view, src, options);
-    return this.p2p(this.nativeComm.recv(view as NativeView, a.dtype, src, a.tag), view);
+    return this.p2p(native(() => this.nativeComm.recv(view as NativeView, a.dtype, src, a.tag)), view);
   }
 
   async sendrecv<T extends CollectiveView>(sendView: CollectiveView, dst: number, recvView: T, src: number, options?: P2pOptions): Promise<T> {
     const s = this.p2pArgs('sendrecv', sendView, dst, options);
     const r = this.p2pArgs('sendrecv', recvView, src, options);
-    const sent = this.nativeComm.send(sendView as NativeView, s.dtype, dst, s.tag);
-    const received = this.nativeComm.recv(recvView as NativeView, r.dtype, src, r.tag);
+    const sent = native(() => this.nativeComm.send(sendView as NativeView, s.dtype, dst, s.tag));
+    const received = native(() => this.nativeComm.recv(recvView as NativeView, r.dtype, src, r.tag));
     // Both settle (no unhandled rejection); the first failure is reported.
     const [a, b] = await Promise.allSettled([sent, received]);
     if (a.status === 'rejected') throw fromNativeError(a.reason);

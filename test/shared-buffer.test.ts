@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { expectAllOk, runRanks } from './helpers/ranks.js';
 
 describe('SharedArrayBuffer views', () => {
-  it('allreduce, allreduceSync, broadcast and allgather on shared memory, every dtype, 3 real ranks: exact', async () => {
+  it('allreduce, allreduceSync, broadcast, allgather, reducescatter and sendrecv on shared memory, every dtype, 3 real ranks: exact', async () => {
     const results = await runRanks({ size: 3, script: 'test/fixtures/shared-buffer-worker.mjs' });
     expectAllOk(results);
     for (const r of results) {

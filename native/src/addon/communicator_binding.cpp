@@ -154,8 +154,16 @@ void CommunicatorBinding::shutdown() {
 }
 
 void CommunicatorBinding::releaseCore() {
+  // The core first: its threads may still post completions through the thread-safe function.
+  if (core_) {
+    core_->cancel();
+    core_.reset();  // closes the listener, the eventfds and the p2p engine
+  }
   shutdown();
-  core_.reset();  // closes the listener and the eventfds
+}
+
+void CommunicatorBinding::requireCore(Napi::Env env) const {
+  if (!core_) throw makeError(env, CommError(ErrorCode::Closed, "the communicator is closed"));
 }
 
 void CommunicatorBinding::CallJs(Napi::Env env, Napi::Function, CommunicatorBinding* self, JsCompletion* c) {
@@ -364,6 +372,7 @@ Napi::Value CommunicatorBinding::Reducescatter(const Napi::CallbackInfo& info) {
   size_t srcCount = 0, dstCount = 0;
   op->src = viewData(env, info[0], dtype, &srcCount);
   op->data = viewData(env, info[1], dtype, &dstCount);
+  requireCore(env);
   if (dstCount != shareCount(srcCount, core_->size(), core_->rank())) {
     throwArg(env, "reducescatter destination must hold this rank's share (" + std::to_string(shareCount(srcCount, core_->size(), core_->rank())) + " elements)");
   }
@@ -398,6 +407,7 @@ Napi::Value CommunicatorBinding::Close(const Napi::CallbackInfo& info) {
 
 std::unique_ptr<P2pOp> CommunicatorBinding::p2pArgs(const Napi::CallbackInfo& info, size_t first, P2pOp::Kind kind) {
   Napi::Env env = info.Env();
+  requireCore(env);
   Dtype dtype = dtypeArg(info, first + 1);
   int peer = intArg(info, first + 2, "peer");
   if (info.Length() <= first + 3 || !info[first + 3].IsNumber()) throwArg(env, "tag must be a number");

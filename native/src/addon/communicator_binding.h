@@ -24,6 +24,8 @@ class CommunicatorBinding : public Napi::ObjectWrap<CommunicatorBinding> {
   void settle(Napi::Env env, JsCompletion* completion);
   // shutdown(), then destroys the core: listener, eventfds and worker thread are gone after it.
   void releaseCore();
+  // Throws ERR_RINGTRAIN_CLOSED once releaseCore() ran.
+  void requireCore(Napi::Env env) const;
 
  private:
   static void CallJs(Napi::Env env, Napi::Function, CommunicatorBinding* self, JsCompletion* completion);
