@@ -117,6 +117,8 @@ export class RendezvousServer {
   private settled = false;
   /** The round being gathered now (see the file comment). */
   private generation = 0;
+  /** Reusable servers: ranks whose process is gone, and how it went (see departed()). */
+  private readonly departedRanks = new Map<number, string>();
 
   private constructor(server: net.Server, private readonly options: RendezvousServerOptions, table: {
     promise: Promise<PeerInfo[]>;
@@ -294,6 +296,28 @@ export class RendezvousServer {
     this.joined.set(m.rank, { info, socket, clientNonce: m.nonce });
     this.options.onJoin?.(info, this.generation);
     if (this.joined.size === size) this.complete(resolve);
+    else this.failIfDeparted();
+  }
+
+  /**
+   * Reusable servers: `rank`'s process is gone (`how`, e.g. "rank 1 exited with code 0"). After the
+   * first round, a round it has not joined can never complete: the ranks waiting in it are told so
+   * now rather than at their timeout.
+   */
+  departed(rank: number, how: string): void {
+    this.departedRanks.set(rank, how);
+    this.failIfDeparted();
+  }
+
+  private failIfDeparted(): void {
+    if (!this.options.reusable || this.settled || this.generation === (this.options.generation ?? 0) || this.joined.size === 0) return;
+    const gone = [...this.departedRanks].filter(([rank]) => !this.joined.has(rank)).map(([, how]) => how);
+    if (gone.length === 0) return;
+    const err = new RingtrainError(
+      'ERR_RINGTRAIN_RENDEZVOUS',
+      `ringtrain: init() #${this.generation + 1} cannot complete: ${gone.join('; ')} without calling it (every rank must call init() the same number of times)`,
+    );
+    this.fail(err, () => undefined);
   }
 
   private complete(resolve: (t: PeerInfo[]) => void): void {

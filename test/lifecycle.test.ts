@@ -95,4 +95,16 @@ describe('init() again', () => {
       for (const x of reports) expectNoGrowth(x);
     }
   });
+
+  it('under the launcher: a rank that exits instead of calling init() again fails the others at once, named', () => {
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, ['dist/cli.js', '-np', '3', '-x', 'RINGTRAIN_TIMEOUT_MS=60000', '--', process.execPath, WORKER, '3', 'rank1-leaves'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/init\(\) #2 cannot complete: rank 1 exited with code 0 without calling it \(every rank must call init\(\) the same number of times\)/);
+    expect(Date.now() - t0, 'long before the 60 s timeout').toBeLessThan(20_000);
+  });
 });

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { formatHostPort } from '../address.js';
 import { FOREIGN_CONTRACT_VARIABLES } from '../contract.js';
 import type { RingtrainError } from '../errors.js';
+import type { RendezvousServer } from '../rendezvous.js';
 import { PROGRESS_ENV } from '../progress.js';
 import { mergeTimelines, rankTimelinePath } from '../timeline.js';
 import { formatHost, type HostEntry } from './hostfile.js';
@@ -106,6 +107,7 @@ export class Launcher {
   private forceStop: (() => void) | undefined;
   private forced = false;
   private readonly watchers: Promise<void>[] = [];
+  private rendezvous: RendezvousServer | undefined;
   private startedAt = 0;
 
   constructor(private readonly options: LaunchOptions) {
@@ -168,7 +170,8 @@ export class Launcher {
     );
     this.verbose(`rendezvous listening on ${formatHostPort(server.host, server.port)}; ${size} rank(s) on ${hosts.length} host(s)`);
     // The server stays open until the job ends: closing it destroys its sockets, which could cut
-    // off a large table still being sent. Once the table is out it only turns connections away.
+    // off a large table still being sent. After the first table it serves the ranks' later init()s.
+    this.rendezvous = server;
     server.table.then(
       () => this.verbose(`all ${size} ranks joined after ${seconds(Date.now() - this.startedAt)}`),
       // A layout the ranks' host identities contradict is a bad hostfile: exit 2, as for a bad command line.
@@ -308,6 +311,7 @@ export class Launcher {
     const exit = await r.exited;
     const code = exitCodeOf(exit);
     this.verbose(`rank ${r.rank} exited with code ${code}${exit.started ? '' : ' before starting'}`);
+    this.rendezvous?.departed(r.rank, `rank ${r.rank} exited with code ${code}`);
     if (code === 0 && !exit.signal) return;
     const p = r.placement;
     this.fail({ message: `rank ${r.rank} on ${formatHost(p.host)} ${this.describeExit(r, exit)}`, exitCode: code });
