@@ -134,6 +134,8 @@ describe('error codes', () => {
       ['broadcastTensor root', () => rt.broadcastTensor(tf.scalar(1), { comm, root: -1 })],
       ['averageMetrics(null)', () => rt.averageMetrics(null as never, { comm })],
       ['averageMetrics(string entry)', () => rt.averageMetrics({ loss: 'x' } as never, { comm })],
+      ['averageLogs(string entry)', () => rt.averageLogs(comm, { loss: 'x' } as never)],
+      ['averageLogs(null)', () => rt.averageLogs(comm, null as never)],
     ];
     for (const [what, call] of bad) expect(await codeOf(what, call), what).toBe('ERR_RINGTRAIN_ARGUMENT');
     const disposed = tf.scalar(1);

@@ -4,6 +4,7 @@
  * Callbacks after it in the list (and History) see the averaged values.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { RingtrainError } from '../errors.js';
 import type { Communicator } from '../types.js';
 import { resolveCommunicator } from './default-communicator.js';
 import { agree, hash32 } from './rank-agreement.js';
@@ -30,10 +31,14 @@ export class MetricAverageCallback extends RankCallback {
 
 /** Averages the numeric entries of `logs` across ranks, in place (scalar tensors are read and disposed). */
 export async function averageLogs(comm: Communicator, logs: CallbackLogs): Promise<void> {
+  if (typeof logs !== 'object' || logs === null) throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', 'ringtrain: averageLogs: expected an object of numbers or scalar tensors');
   const keys = Object.keys(logs).sort();
   const values = new Float64Array(keys.length);
   for (let i = 0; i < keys.length; i++) {
     const v = logs[keys[i]!]!;
+    if (typeof v !== 'number' && !(v instanceof tf.Tensor && !v.isDisposed && v.size === 1)) {
+      throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: averageLogs: '${keys[i]}' must be a number or a one-element tensor`);
+    }
     values[i] = typeof v === 'number' ? v : (await v.data())[0]!;
   }
   await agree(
