@@ -4,6 +4,7 @@
  *   collectives (nccl-tests style): --collective allreduce|broadcast|allgather|reducescatter|sendrecv|barrier|all
  *   training throughput and scaling efficiency: --train (see bench/train.ts)
  */
+import os from 'node:os';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { COLLECTIVE_NAMES, collectivesFor, type Collective } from './bench/collectives.js';
@@ -150,7 +151,7 @@ async function collectives(args: Args): Promise<number> {
   try {
     const lead = comm.rank === 0;
     const print = (line: string): void => void (lead && process.stdout.write(`${line}\n`));
-    const ctx: BenchContext = { ranks: comm.size, hosts: hostCount(comm), options: o };
+    const ctx: BenchContext = { ranks: comm.size, hosts: hostCount(comm), options: o, machine: { cores: os.availableParallelism(), loadAtStart: os.loadavg()[0]! } };
     const { run, skipped } = plan(comm, args.collective);
     const progress = lead ? ProgressLine.forProcess() : undefined;
     const table = !args.csv && !args.json;

@@ -16,6 +16,8 @@ export interface BenchContext {
   ranks: number;
   hosts: number;
   options: BenchOptions;
+  /** Rank 0's machine: cores and 1-minute load average at the start (other jobs share the CPU). */
+  machine: { cores: number; loadAtStart: number };
 }
 
 const COLUMNS: [string, number][] = [
@@ -29,7 +31,8 @@ export function formatRunHeader(ctx: BenchContext): string {
   return (
     `# ringtrain-bench: ${ctx.ranks} rank(s) on ${ctx.hosts} host(s), ${o.dtype}, op ${o.op}, ${o.iters} iters` +
     `${o.minTimeMs > 0 ? ` (more, up to ${o.minTimeMs} ms, for small sizes)` : ''}, ${o.warmup} warm-up` +
-    `${o.startupWarmupMs > 0 ? ` (+${o.startupWarmupMs} ms at start)` : ''}, check ${o.check ? 'on' : 'off'}`
+    `${o.startupWarmupMs > 0 ? ` (+${o.startupWarmupMs} ms at start)` : ''}, check ${o.check ? 'on' : 'off'}\n` +
+    `# machine of rank 0: ${ctx.machine.cores} cores, load average ${ctx.machine.loadAtStart.toFixed(2)} at start`
   );
 }
 
@@ -97,6 +100,7 @@ export function benchJson(ctx: BenchContext, results: readonly CollectiveResult[
     mode: 'collectives',
     ranks: ctx.ranks,
     hosts: ctx.hosts,
+    machine: ctx.machine,
     options: ctx.options,
     collectives: results.map(({ collective: c, rows }) => ({
       name: c.name,

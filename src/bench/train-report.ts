@@ -7,6 +7,8 @@ export interface RankThroughput extends StepSplit {
   samplesPerSec: number;
   /** Wall time of the timed steps / steps (includes what tfjs does between steps). */
   msPerStep: number;
+  /** The process's CPU time (all its threads) / wall time during the timed steps: cores it kept busy. */
+  cpuCores: number;
 }
 
 export interface PhaseResult {
@@ -27,6 +29,8 @@ export interface TrainRepeat {
 }
 
 export interface TrainReport {
+  /** This machine's cores and 1-minute load average when the run started and ended (other jobs share the CPU). */
+  machine: { cores: number; loadAtStart: number; loadAtEnd: number };
   ranks: number;
   hosts: number;
   model: string;
@@ -40,11 +44,11 @@ export interface TrainReport {
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 
 const COLUMNS: [string, number][] = [
-  ['phase', 12], ['rank', 6], ['samples/s', 11], ['ms/step', 9], ['compute', 9], ['copy', 7], ['transfer', 10], ['wait', 7],
+  ['phase', 12], ['rank', 6], ['samples/s', 11], ['ms/step', 9], ['compute', 9], ['copy', 7], ['transfer', 10], ['wait', 7], ['cpu', 7],
 ];
 
 function header(): string {
-  return COLUMNS.map(([name, w], i) => (i === 0 ? `#${name.padEnd(w - 1)}` : name.padStart(w))).join('') + '   (ms per step: compute + copy + transfer + wait)';
+  return COLUMNS.map(([name, w], i) => (i === 0 ? `#${name.padEnd(w - 1)}` : name.padStart(w))).join('') + '   (ms per step: compute + copy + transfer + wait; cpu: cores busy)';
 }
 
 function row(cells: string[]): string {
@@ -54,9 +58,9 @@ function row(cells: string[]): string {
 function phaseRows(p: PhaseResult): string[] {
   const name = p.ranks === 1 ? ' 1 process' : ` ${p.ranks} ranks`;
   const lines = p.perRank.map((r) =>
-    row([name, String(r.rank), r.samplesPerSec.toFixed(1), r.msPerStep.toFixed(2), r.computeMs.toFixed(2), r.copyMs.toFixed(2), r.transferMs.toFixed(2), r.waitMs.toFixed(2)]),
+    row([name, String(r.rank), r.samplesPerSec.toFixed(1), r.msPerStep.toFixed(2), r.computeMs.toFixed(2), r.copyMs.toFixed(2), r.transferMs.toFixed(2), r.waitMs.toFixed(2), r.cpuCores.toFixed(2)]),
   );
-  if (p.ranks > 1) lines.push(row([name, 'total', p.totalSamplesPerSec.toFixed(1), '', '', '', '', '']));
+  if (p.ranks > 1) lines.push(row([name, 'total', p.totalSamplesPerSec.toFixed(1), '', '', '', '', '', '']));
   return lines;
 }
 
@@ -68,6 +72,7 @@ export function formatTrainReport(t: TrainReport): string {
       `${(first.bytesPerStep / 1024).toFixed(1)} KiB of gradients a step${o.compression === 'fp16' ? ', fp16' : ''}); batch ${o.batch} per rank; ` +
       `${o.warmupSteps} warm-up + ${o.steps} timed steps a phase`,
     `# backend: ${t.backend.name} from ${t.backend.package} ${t.backend.version} (${t.backend.label})`,
+    `# machine: ${t.machine.cores} cores, load average ${t.machine.loadAtStart.toFixed(2)} at start, ${t.machine.loadAtEnd.toFixed(2)} at end`,
   ];
   t.repeats.forEach((r, k) => {
     lines.push('#');

@@ -7,6 +7,7 @@
  * trains it with the same per-rank batch. With --repeat the two phases alternate, so load from
  * elsewhere on the machine hits both alike. Efficiency = throughput(n) / (n * throughput(1)).
  */
+import os from 'node:os';
 import type * as TF from '@tensorflow/tfjs';
 import { init } from '../init.js';
 import { ProgressLine } from '../progress.js';
@@ -47,6 +48,8 @@ interface PhaseRun {
   samples: StepSample[];
   /** Wall time of the timed steps. */
   ms: number;
+  /** CPU time of the whole process (every thread: JS, GC, the native worker) during the timed steps / their wall time. */
+  cpuCores: number;
   params: number;
   bytesPerStep: number;
 }
@@ -64,6 +67,8 @@ async function trainPhase(tf: Tf, comm: Communicator, o: TrainBenchOptions, onBa
   let begin = 0;
   let firstTimed = 0;
   let lastEnd = 0;
+  let cpuStart = process.cpuUsage();
+  let cpuEnd = cpuStart;
   let before = { allreduceMs: 0, copyMs: 0 };
   const hookTotals = (): { allreduceMs: number; copyMs: number } => {
     const s = optimizer.stats;
@@ -80,7 +85,10 @@ async function trainPhase(tf: Tf, comm: Communicator, o: TrainBenchOptions, onBa
         {
           onBatchBegin: async (batch: number) => {
             begin = performance.now();
-            if (batch === o.warmupSteps) firstTimed = begin;
+            if (batch === o.warmupSteps) {
+              firstTimed = begin;
+              cpuStart = process.cpuUsage();
+            }
             before = hookTotals();
           },
           onBatchEnd: async (batch: number) => {
@@ -89,6 +97,7 @@ async function trainPhase(tf: Tf, comm: Communicator, o: TrainBenchOptions, onBa
               const after = hookTotals();
               samples.push({ stepMs: end - begin, allreduceMs: after.allreduceMs - before.allreduceMs, copyMs: after.copyMs - before.copyMs });
               lastEnd = end;
+              cpuEnd = process.cpuUsage();
             }
             await onBatch?.();
           },
@@ -96,7 +105,9 @@ async function trainPhase(tf: Tf, comm: Communicator, o: TrainBenchOptions, onBa
       ],
     });
     const stats = optimizer.stats;
-    return { samples, ms: lastEnd - firstTimed, params: model.countParams(), bytesPerStep: stats.steps ? stats.bytes / stats.steps : 0 };
+    const ms = lastEnd - firstTimed;
+    const cpuMs = (cpuEnd.user - cpuStart.user + cpuEnd.system - cpuStart.system) / 1000;
+    return { samples, ms, cpuCores: ms > 0 ? cpuMs / ms : 0, params: model.countParams(), bytesPerStep: stats.steps ? stats.bytes / stats.steps : 0 };
   } finally {
     tf.dispose([xs, labels, ys]);
     model.dispose();
@@ -138,16 +149,17 @@ async function alonePhase(tf: Tf, world: Communicator, o: TrainBenchOptions): Pr
 /** Every rank's steps, gathered on every rank, split into compute, copy, transfer and wait. */
 async function allRanksPhase(tf: Tf, world: Communicator, o: TrainBenchOptions): Promise<PhaseResult> {
   const run = await trainPhase(tf, world, o);
-  const mine = new Float64Array(o.steps * 3 + 1);
+  const mine = new Float64Array(o.steps * 3 + 2);
   run.samples.forEach((s, i) => mine.set([s.stepMs, s.allreduceMs, s.copyMs], i * 3));
   mine[o.steps * 3] = run.ms;
+  mine[o.steps * 3 + 1] = run.cpuCores;
   const all = await world.allgather(mine);
   const runs: PhaseRun[] = [];
   for (let r = 0; r < world.size; r++) {
     const part = all.subarray(r * mine.length, (r + 1) * mine.length);
     const samples: StepSample[] = [];
     for (let i = 0; i < o.steps; i++) samples.push({ stepMs: part[i * 3]!, allreduceMs: part[i * 3 + 1]!, copyMs: part[i * 3 + 2]! });
-    runs.push({ samples, ms: part[o.steps * 3]!, params: run.params, bytesPerStep: run.bytesPerStep });
+    runs.push({ samples, ms: part[o.steps * 3]!, cpuCores: part[o.steps * 3 + 1]!, params: run.params, bytesPerStep: run.bytesPerStep });
   }
   return phaseResult(runs, o, world.size);
 }
@@ -158,7 +170,13 @@ function phaseResult(runs: readonly PhaseRun[], o: TrainBenchOptions, ranks: num
   return {
     ranks,
     totalSamplesPerSec: samplesPerSec(ranks * o.steps * o.batch, slowestMs),
-    perRank: runs.map((r, rank) => ({ rank, samplesPerSec: samplesPerSec(o.steps * o.batch, r.ms), msPerStep: r.ms / o.steps, ...splits[rank]! })),
+    perRank: runs.map((r, rank) => ({
+      rank,
+      samplesPerSec: samplesPerSec(o.steps * o.batch, r.ms),
+      msPerStep: r.ms / o.steps,
+      cpuCores: r.cpuCores,
+      ...splits[rank]!,
+    })),
     params: runs[0]!.params,
     bytesPerStep: runs[0]!.bytesPerStep,
   };
@@ -182,6 +200,7 @@ export async function runTrainBench(o: TrainBenchOptions, output: { json: boolea
     const lead = world.rank === 0;
     const progress = lead ? ProgressLine.forProcess() : undefined;
     const repeats: TrainRepeat[] = [];
+    const startLoad = os.loadavg()[0]!;
     for (let k = 0; k < o.repeat; k++) {
       progress?.update(`train ${o.model}: 1 process (${k + 1}/${o.repeat})`);
       const alone = await alonePhase(tf, world, o);
@@ -199,6 +218,7 @@ export async function runTrainBench(o: TrainBenchOptions, output: { json: boolea
     if (lead) {
       const efficiencies = repeats.map((r) => r.efficiency).filter((e): e is number => e !== null);
       const report: TrainReport = {
+        machine: { cores: os.availableParallelism(), loadAtStart: startLoad, loadAtEnd: os.loadavg()[0]! },
         ranks: world.size,
         hosts: new Set(world.peers.map((p) => p.hostname)).size,
         model: describeModel(o),

@@ -189,11 +189,12 @@ describe('training benchmark arithmetic', () => {
     const phase = (ranks: number, per: number): PhaseResult => ({
       ranks,
       totalSamplesPerSec: per * ranks,
-      perRank: Array.from({ length: ranks }, (_, rank) => ({ rank, samplesPerSec: per, msPerStep: 20, stepMs: 20, computeMs: 15, copyMs: 1, transferMs: 2, waitMs: 2 })),
+      perRank: Array.from({ length: ranks }, (_, rank) => ({ rank, samplesPerSec: per, msPerStep: 20, cpuCores: 1.1, stepMs: 20, computeMs: 15, copyMs: 1, transferMs: 2, waitMs: 2 })),
       params: 50890,
       bytesPerStep: 203560,
     });
     const report: TrainReport = {
+      machine: { cores: 2, loadAtStart: 1.5, loadAtEnd: 2.25 },
       ranks: 2,
       hosts: 1,
       model: 'mlp: 784-64-10',
@@ -204,6 +205,7 @@ describe('training benchmark arithmetic', () => {
     };
     const text = formatTrainReport(report);
     expect(text).toContain('backend: cpu from @tensorflow/tfjs 4.22.0');
+    expect(text).toContain('machine: 2 cores, load average 1.50 at start, 2.25 at end');
     expect(text).toContain('50,890 parameters');
     expect(text).toMatch(/ 2 ranks\s+total\s+1800\.0/);
     expect(text).toContain('scaling efficiency: 1800.0 / (2 x 1000.0) = 90.0%');
