@@ -20,6 +20,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from './helpers/ranks.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The canonical repository: package.json's repository and homepage, and every absolute README link. */
+const REPOSITORY = 'https://github.com/ringtrain/ringtrain';
 const PACKAGE = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { name: string; version: string };
 
 /** Programs whose presence would let an install compile: none may be reachable in the no-compiler install. */
@@ -232,7 +234,7 @@ describe('the npm package', () => {
       /^README\.md$/,
       /^LICENSE$/,
       /^binding\.gyp$/,
-      /^scripts\/install\.mjs$/,
+      /^scripts\/(install|prepare)\.mjs$/,
       /^prebuilds\/linux-x64\/[^/]+\.node$/,
       /^dist\/.+\.(js|d\.ts)$/,
       /^native\/src\/(core|addon)\/[^/]+\.(cpp|h)$/,
@@ -266,10 +268,45 @@ describe('the npm package', () => {
       os: string[];
       cpu: string[];
       engines: { node: string };
+      repository: { url: string };
+      homepage: string;
+      exports: Record<string, Record<string, string> | string>;
+      scripts: Record<string, string>;
     };
     expect(pkg.os).toEqual(['linux']);
     expect(pkg.cpu).toEqual(['x64', 'arm64']);
-    expect(pkg.engines.node).toBe('>=20');
+    // require() of ES modules, which CommonJS users of the package rely on, is on by default from 20.19.
+    expect(pkg.engines.node).toBe('>=20.19');
+    for (const entry of ['.', './tfjs']) expect(Object.keys(pkg.exports[entry] as object)).toEqual(['types', 'import', 'require', 'default']);
+    expect(pkg.repository.url).toBe(`git+${REPOSITORY}.git`);
+    expect(pkg.homepage).toBe(`${REPOSITORY}#readme`);
+    // Lifecycle scripts npm may run in an installed package name only files the package ships.
+    for (const name of ['preinstall', 'install', 'postinstall', 'prepare']) {
+      const script = pkg.scripts[name];
+      if (script === undefined) continue;
+      expect(script, `${name} script`).not.toMatch(/\btsc\b/);
+      for (const file of script.match(/[\w./-]+\.(?:mjs|cjs|js)\b/g) ?? []) expect(tarFiles, `${name} runs ${file}`).toContain(file);
+    }
+  });
+
+  it('every link in the packed README resolves: relative ones to a file in the package, the rest to the canonical repository', () => {
+    const readme = spawnSync('tar', ['-xzOf', tarball, 'package/README.md'], { encoding: 'utf8' });
+    expect(readme.status, readme.stderr).toBe(0);
+    const targets = [
+      ...[...readme.stdout.matchAll(/!?\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)].map((m) => m[1]!),
+      ...[...readme.stdout.matchAll(/<(?:img|a)\s[^>]*(?:src|href)="([^"]+)"/g)].map((m) => m[1]!),
+    ];
+    expect(targets.length).toBeGreaterThan(5);
+    const relative = targets.filter((t) => !/^[a-z][a-z0-9+.-]*:/i.test(t) && !t.startsWith('#'));
+    const missing = relative.filter((t) => !tarFiles.includes(path.posix.normalize(t.split('#')[0]!)));
+    expect(missing, 'relative README links to files the package does not ship').toEqual([]);
+    const github = targets.filter((t) => /^https:\/\/(github\.com|raw\.githubusercontent\.com)\//.test(t));
+    for (const t of github) {
+      expect(t, 'a GitHub link outside the canonical repository').toMatch(/^https:\/\/(github\.com\/ringtrain\/ringtrain\/blob\/main\/|raw\.githubusercontent\.com\/ringtrain\/ringtrain\/main\/)/);
+      // Each points at a file of this checkout, so a renamed doc cannot leave a dead link behind.
+      const file = t.replace(/^https:\/\/[^/]+\/ringtrain\/ringtrain\/(blob\/)?main\//, '').split('#')[0]!;
+      expect(fs.existsSync(path.join(REPO, file)), `${t}: ${file} is not in the checkout`).toBe(true);
+    }
   });
 
   it('the prebuilt addon links only libraries every glibc Linux has (no CUDA runtime or driver library)', () => {
@@ -288,8 +325,26 @@ describe('the npm package', () => {
     timings.installPrebuiltMs = install.ms;
     expect(install.output).toContain(`ringtrain: using prebuilt binary prebuilds/linux-x64/${PACKAGE.name}.glibc.node`);
     expect(install.output).not.toContain('node-gyp');
+    expect(install.output, 'the install ran tsc').not.toMatch(/\btsc\b|tsconfig/);
     const installed = path.join(dir, 'node_modules', PACKAGE.name);
     expect(fs.existsSync(path.join(installed, 'build')), 'a build/ folder in the installed package').toBe(false);
+    // Should anything run the installed package's prepare, it does nothing (no tsc, no tsconfig.json there).
+    const distBefore = fs.statSync(path.join(installed, 'dist', 'index.js')).mtimeMs;
+    const prepare = await mustRun(path.join(toolBin, 'npm'), ['run', 'prepare'], { cwd: installed, env: installEnv(toolBin), timeoutMs: 60_000 });
+    expect(prepare.output).not.toMatch(/\btsc\b.*-p|error/i);
+    expect(fs.statSync(path.join(installed, 'dist', 'index.js')).mtimeMs).toBe(distBefore);
+
+    // CommonJS code requires both entry points (Node's require() of ES modules). ringtrain/tfjs needs
+    // its peer @tensorflow/tfjs-core: linked in from this checkout.
+    fs.mkdirSync(path.join(dir, 'node_modules', '@tensorflow'), { recursive: true });
+    fs.symlinkSync(path.join(REPO, 'node_modules', '@tensorflow', 'tfjs-core'), path.join(dir, 'node_modules', '@tensorflow', 'tfjs-core'));
+    fs.writeFileSync(
+      path.join(dir, 'require.cjs'),
+      "const r = require('ringtrain'); const t = require('ringtrain/tfjs');\n" +
+        "console.log(JSON.stringify({ init: typeof r.init, loadNative: typeof r.loadNative, optimizer: typeof t.DistributedOptimizer, napiVersion: r.loadNative().buildInfo.napiVersion }));\n",
+    );
+    const cjs = await mustRun(path.join(toolBin, 'node'), ['require.cjs'], { cwd: dir, env: installEnv(toolBin), timeoutMs: 60_000 });
+    expect(JSON.parse(cjs.output.trim().split('\n').pop()!)).toEqual({ init: 'function', loadNative: 'function', optimizer: 'function', napiVersion: 8 });
 
     const info = await installedInfo(dir, toolBin);
     expect(info.addon.prebuilt).toBe(true);
