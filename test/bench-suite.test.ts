@@ -1,12 +1,28 @@
 // `ringtrain ... bench` end to end: real ranks through the launcher, every collective, every
 // output format, the correctness column, progress only on a terminal, and a 2-rank --train run.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COLLECTIVES, COLLECTIVE_NAMES, type CollectiveName } from '../src/bench/collectives.js';
 import { CSV_HEADER } from '../src/bench/report.js';
 import { PROGRESS_MARKER } from '../src/progress.js';
 import { init } from '../src/init.js';
 import { CLI, ROOT, hasCommand, runCli } from './cluster/run-cli.js';
+
+/** Runs scripts/bench-report.mjs on a report (what the bench printed) and returns the SVG it wrote. */
+function plot(mode: string[], report: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rt-bench-report-'));
+  try {
+    writeFileSync(path.join(dir, 'report.json'), report);
+    const r = spawnSync(process.execPath, ['scripts/bench-report.mjs', ...mode, path.join(dir, 'report.json'), '--out', path.join(dir, 'plot.svg')], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    return readFileSync(path.join(dir, 'plot.svg'), 'utf8');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 /** Rank 0's lines, without the launcher's `[0] ` tag. */
 function rank0(stdout: string): string[] {
@@ -62,6 +78,10 @@ describe('ringtrain bench --collective', () => {
       }
     }
     expect(run.stderr).not.toContain(PROGRESS_MARKER);
+    // scripts/bench-report.mjs plots busbw vs size for every sized collective of the report.
+    const svg = plot(['--collectives'], run.stdout);
+    expect(svg.match(/<polyline/g)).toHaveLength(COLLECTIVE_NAMES.length - 1);
+    expect(svg).toContain('reducescatter (busbw = algbw x (n-1)/n)');
   });
 
   it('prints CSV for each collective with the columns compare.py and loopback.py read', async () => {
@@ -152,6 +172,8 @@ describe('ringtrain bench --train', () => {
     }
     expect(r!.efficiency).toBeCloseTo(r!.together.totalSamplesPerSec / (2 * r!.alone.totalSamplesPerSec), 9);
     expect(doc.efficiency).toBe(r!.efficiency);
+    // scripts/bench-report.mjs plots the efficiency vs ranks (1 rank is 100% by definition).
+    expect(plot(['--scaling'], json.stdout)).toMatch(/<polyline[^>]*points="[\d.]+,[\d.]+ [\d.]+,[\d.]+"/);
 
     const table = await runCli([...args, '--model', 'cnn', '--input', '12x12x1', '--filters', '4', '--kernel', '3'], { killAfterMs: 90_000 });
     expect(table.code, table.stderr).toBe(0);
