@@ -15,6 +15,8 @@ let defaultCommunicator: Communicator | undefined;
 let initQueue: Promise<unknown> = Promise.resolve();
 /** Rendezvous this process completed, per rendezvous address: the generation its next init() joins. */
 const generations = new Map<string, number>();
+/** init() calls of this process so far (a timeline tells their communicators apart by it). */
+let communicatorsMade = 0;
 
 /** The communicator made by the last successful init(), for helpers that default to it. */
 export function currentCommunicator(): Communicator {
@@ -73,7 +75,9 @@ async function initOnce(given: InitOptions | undefined): Promise<Communicator> {
   const c = resolveContract(options);
   const binding = loadNative();
   const timeline = Timeline.fromEnv(env, c.rank);
-  const observer: OperationObserver | undefined = timeline ? (e) => timeline.record(e) : undefined;
+  // Each init() of this process is one communicator: its calls count their seq from 1 again.
+  const communicator = communicatorsMade++;
+  const observer: OperationObserver | undefined = timeline ? (e) => timeline.record({ ...e, communicator }) : undefined;
   const hostname = os.hostname();
 
   if (c.size === 1) {

@@ -57,12 +57,14 @@ export class Timeline {
     this.events.push({ name, cat: 'ringtrain', ph: 'X', ts: startUs, dur: Math.max(0, endUs - startUs), pid: this.rank, tid: 1, args });
   }
 
-  record(e: { kind: string; dtype: Dtype; bytes: number; op?: ReduceOp; timing: NativeTiming }): void {
+  record(e: { kind: string; dtype: Dtype; bytes: number; op?: ReduceOp; timing: NativeTiming; communicator?: number }): void {
     const t = e.timing;
     // The name is the kind alone, so Perfetto groups and aggregates slices by it; which call it
     // was (the same number on every rank) is in args.
     const name = e.kind;
     const args: Record<string, string | number> = { seq: t.seq, bytes: e.bytes, dtype: e.dtype };
+    // Which of this process's init()s made the communicator (0 for the first): seq counts per communicator.
+    if (e.communicator !== undefined) args.communicator = e.communicator;
     if (e.op) args.op = e.op;
     const ev = (n: string, from: number, to: number): void => {
       if (from > 0 && to >= from) this.events.push({ name: n, cat: 'ringtrain', ph: 'X', ts: from, dur: to - from, pid: this.rank, tid: 0, args });

@@ -39,8 +39,10 @@ describe('timeline', () => {
       // Names carry no sequence numbers (Perfetto groups slices by name); the number is in args.
       expect([...names].filter((n) => /\d/.test(n))).toEqual([]);
       const collectives = mine.filter((e) => ['allreduce', 'broadcast', 'barrier'].includes(e.name));
-      expect(collectives.map((e) => e.args?.seq)).toEqual([1, 2, 3, 4]);
-      expect(collectives.map((e) => e.name)).toEqual(['allreduce', 'allreduce', 'broadcast', 'barrier']);
+      expect(collectives.map((e) => e.args?.seq)).toEqual([1, 2, 3, 4, 1]);
+      expect(collectives.map((e) => e.name)).toEqual(['allreduce', 'allreduce', 'broadcast', 'barrier', 'allreduce']);
+      // The process's second init(): its own seq count, told apart by args.communicator.
+      expect(collectives.map((e) => e.args?.communicator)).toEqual([0, 0, 0, 0, 1]);
       // Phases nest inside their collective.
       const big = mine.find((e) => e.name === 'allreduce' && e.args?.seq === 1)!;
       const rs = mine.find((e) => e.name === 'reduce-scatter' && e.ts >= big.ts && e.ts <= big.ts + big.dur!)!;
