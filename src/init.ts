@@ -51,6 +51,35 @@ async function serveIfRankZero(c: RankContract, env: NodeJS.ProcessEnv, generati
   }
 }
 
+/** A world of one: no rendezvous and no sockets. */
+async function worldOfOne(
+  c: RankContract,
+  binding: ReturnType<typeof loadNative>,
+  timing: boolean,
+  hostname: string,
+  observer: OperationObserver | undefined,
+): Promise<Communicator> {
+  let nativeComm: NativeCommunicator;
+  try {
+    nativeComm = new binding.NativeCommunicator({
+      rank: 0,
+      size: 1,
+      token: c.token,
+      timeoutMs: c.timeoutMs,
+      stallWarningMs: c.stallWarningMs,
+      bindHost: '',
+      timing,
+    });
+    await nativeComm.connect([]);
+  } catch (e) {
+    throw fromNativeError(e); // e.g. no fds left for its eventfds
+  }
+  const peers = [{ rank: 0, host: '127.0.0.1', port: 0, hostname, hostId: hostIdentity(), localRank: 0, pid: process.pid }];
+  const comm = new RingCommunicator(nativeComm, { rank: 0, size: 1, localRank: 0, localSize: 1, peers }, observer);
+  defaultCommunicator = comm;
+  return comm;
+}
+
 /**
  * Joins the job: resolves the rank contract, meets the other ranks at the rendezvous, and forms the
  * ring. Resolves once every rank is connected.
@@ -80,22 +109,7 @@ async function initOnce(given: InitOptions | undefined): Promise<Communicator> {
   const observer: OperationObserver | undefined = timeline ? (e) => timeline.record({ ...e, communicator }) : undefined;
   const hostname = os.hostname();
 
-  if (c.size === 1) {
-    const nativeComm = new binding.NativeCommunicator({
-      rank: 0,
-      size: 1,
-      token: c.token,
-      timeoutMs: c.timeoutMs,
-      stallWarningMs: c.stallWarningMs,
-      bindHost: '',
-      timing: timeline !== undefined,
-    });
-    await nativeComm.connect([]);
-    const peers = [{ rank: 0, host: '127.0.0.1', port: 0, hostname, hostId: hostIdentity(), localRank: 0, pid: process.pid }];
-    const comm = new RingCommunicator(nativeComm, { rank: 0, size: 1, localRank: 0, localSize: 1, peers }, observer);
-    defaultCommunicator = comm;
-    return comm;
-  }
+  if (c.size === 1) return worldOfOne(c, binding, timeline !== undefined, hostname, observer);
 
   if (c.iface) interfaceAddress(c.iface); // a missing interface fails now, not after the rendezvous
   const where = formatHostPort(c.addr!.host, c.addr!.port);

@@ -58,6 +58,27 @@ describe('close() releases every OS resource at once', () => {
     expectNoGrowth(reportOf(r.stdout));
   });
 
+  it('out of fds, init() fails with a RingtrainError (ERR_RINGTRAIN_INTERNAL) naming the cause, and works again once some are free', () => {
+    const script = [
+      "import fs from 'node:fs';",
+      "import { init, loadNative, RingtrainError } from './dist/index.js';",
+      'loadNative();',
+      'const held = [];',
+      "try { for (;;) held.push(fs.openSync('/dev/null', 'r')); } catch {}",
+      'let failed;',
+      'try { await init({ env: {} }); } catch (e) { failed = { ring: e instanceof RingtrainError, code: e.code, message: e.message }; }',
+      'for (const fd of held.splice(0, 8)) fs.closeSync(fd);',
+      'const comm = await init({ env: {} });',
+      'await comm.close();',
+      'console.log(JSON.stringify(failed));',
+    ].join('\n');
+    const r = spawnSync('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" --input-type=module -e "$0"`, script], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const failed = JSON.parse(r.stdout.trim()) as { ring: boolean; code: string; message: string };
+    expect(failed).toMatchObject({ ring: true, code: 'ERR_RINGTRAIN_INTERNAL' });
+    expect(failed.message).toMatch(/^ringtrain: eventfd: Too many open files/);
+  });
+
   it('a world of two real ranks (rank 0 serves the rendezvous): 12 cycles, each a new ring, no fd growth', async () => {
     const results = await runRanks({ size: 2, script: WORKER, args: ['12'] });
     expectAllOk(results);
