@@ -4,31 +4,25 @@
  *   ringtrain [--hosts FILE | -H host:slots,...] [-np N] [options] -- <command> [args...]
  *   ringtrain [--hosts FILE | -H ...] [-np N] [options] bench [bench options]
  *   ringtrain info [--json]
+ *   ringtrain doctor [--hosts FILE | -H ...] [options] [--json]
  */
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { parsePortRange } from './address.js';
 import { RingtrainError } from './errors.js';
 import { parseHostList, readHostfile, type HostEntry } from './launcher/hostfile.js';
 import { Launcher, type LaunchOptions } from './launcher/launcher.js';
-import { loadNative, PACKAGE_ROOT, type NativeCudaInfo } from './native.js';
+import { runAgent } from './doctor/agent.js';
+import { runDoctor } from './doctor/doctor.js';
+import { renderReport } from './doctor/table.js';
+import { collectInfo, packageVersion, type InstallationInfo } from './installation.js';
 
 /** Exit code for a command line ringtrain cannot run (like most tools' usage errors). */
 const USAGE_EXIT = 2;
 
 class UsageError extends Error {}
-
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 /** mpirun's single-dash long option `-np` is not something yargs parses: rewrite it before the command. */
 function normalizeArgs(args: readonly string[]): string[] {
@@ -91,20 +85,9 @@ function prepareOutputDir(dir: string | undefined): void {
   }
 }
 
-function parser(args: string[]) {
-  return yargs(args)
-    .scriptName('ringtrain')
-    .usage(
-      'Usage:\n' +
-        '  ringtrain [--hosts FILE | -H host:slots,...] [-np N] [options] -- <command> [args...]\n' +
-        '  ringtrain [--hosts FILE | -H host:slots,...] [-np N] [options] bench [bench options]\n' +
-        '  ringtrain info [--json]      # this installation: addon, build (CPU/CUDA), CUDA driver, GPUs\n\n' +
-        'Starts <command> once per slot with the ringtrain rank contract in its environment (ranks filled\n' +
-        'host by host), serves their rendezvous, prefixes their output with [rank], and stops them all\n' +
-        'when one fails. Hosts other than this machine are reached with ssh (passwordless, same path on\n' +
-        'every host).',
-    )
-    .parserConfiguration({ 'halt-at-non-option': true, 'parse-positional-numbers': false })
+/** Options of everything that reaches the hosts: a job, bench, the doctor and the preflight read the same ones. */
+function hostOptions<T>(y: Argv<T>) {
+  return y
     .option('hosts', { alias: 'hostfile', type: 'string', describe: 'Hostfile: "host slots=N", "host:N" or "host" per line, # comments' })
     .option('H', { alias: 'host', type: 'string', describe: 'Comma-separated hosts, e.g. -H a:2,b:2,[fd00::3]:4' })
     .option('np', { alias: 'n', type: 'string', describe: 'Number of ranks (default: all slots; without hosts, one per CPU)' })
@@ -113,6 +96,39 @@ function parser(args: string[]) {
     .option('ssh-option', { type: 'string', array: true, default: [] as string[], describe: 'Extra ssh option, passed as -o (repeatable)' })
     .option('network-interface', { type: 'string', describe: 'Interface the ranks bind and advertise on (e.g. eth0)' })
     .option('port-range', { type: 'string', describe: 'Every port ringtrain opens lies in A-B (rendezvous and ring)' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Say what the launcher does' })
+    .conflicts('hosts', 'H');
+}
+
+/** The settings every yargs parser ends with: ringtrain's own usage errors, no exit from inside yargs. */
+function finish<T>(y: Argv<T>) {
+  return y
+    .version(packageVersion())
+    .help()
+    .alias('help', 'h')
+    .strictOptions()
+    .wrap(null)
+    .exitProcess(false)
+    .fail((message, error) => {
+      throw error ?? new UsageError(message);
+    });
+}
+
+function parser(args: string[]) {
+  return finish(
+    hostOptions(yargs(args).scriptName('ringtrain'))
+    .usage(
+      'Usage:\n' +
+        '  ringtrain [--hosts FILE | -H host:slots,...] [-np N] [options] -- <command> [args...]\n' +
+        '  ringtrain [--hosts FILE | -H host:slots,...] [-np N] [options] bench [bench options]\n' +
+        '  ringtrain info [--json]      # this installation: addon, build (CPU/CUDA), CUDA driver, GPUs\n' +
+        '  ringtrain doctor [--hosts FILE | -H ...] [options] [--json]   # check the cluster before a job\n\n' +
+        'Starts <command> once per slot with the ringtrain rank contract in its environment (ranks filled\n' +
+        'host by host), serves their rendezvous, prefixes their output with [rank], and stops them all\n' +
+        'when one fails. Hosts other than this machine are reached with ssh (passwordless, same path on\n' +
+        'every host).',
+    )
+    .parserConfiguration({ 'halt-at-non-option': true, 'parse-positional-numbers': false })
     .option('start-timeout', { type: 'string', default: '30', describe: 'Seconds for all ranks to join, 0 for no limit' })
     .option('timeout', { type: 'string', describe: 'Collective timeout given to the ranks, in seconds' })
     .option('x', { type: 'string', array: true, default: [] as string[], describe: 'Export NAME=VALUE (or NAME from here) to every rank (repeatable)' })
@@ -123,8 +139,7 @@ function parser(args: string[]) {
       type: 'boolean',
       describe: 'Stop the job when the process that started ringtrain exits (default: when npx, npm, yarn or pnpm started it)',
     })
-    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Say what the launcher does' })
-    .conflicts('hosts', 'H')
+    .option('preflight', { type: 'boolean', default: false, describe: 'First check login and reachability of every host (the quick part of ringtrain doctor); a broken cluster fails in seconds' })
     .epilog(
       'Examples:\n' +
         '  ringtrain -np 4 -- node train.js                      # 4 ranks on this machine\n' +
@@ -143,72 +158,141 @@ function parser(args: string[]) {
         'Exit status: 0 when every rank succeeds; otherwise the code of the first rank that failed\n' +
         '(128+N for signal N), 1 when ranks did not start or join in time, 2 for a bad command line.',
     )
-    .version(packageVersion())
-    .help()
-    .alias('help', 'h')
-    .strictOptions()
-    .wrap(null)
-    .exitProcess(false)
-    .fail((message, error) => {
-      throw error ?? new UsageError(message);
-    });
+  );
 }
 
-/** What `ringtrain info` reports; also its --json output. */
-interface InstallationInfo {
-  ringtrain: string;
-  node: string;
-  /** The N-API version this Node.js offers (the addon needs its own napiVersion or newer). */
-  nodeNapiVersion: number;
-  platform: string;
-  arch: string;
-  addon: {
-    path: string;
-    /** Loaded from prebuilds/ (shipped in the package), not compiled on this machine. */
-    prebuilt: boolean;
-    /** 'cmake-js' | 'node-gyp' | 'unknown': what compiled it (prebuilds are cmake-js builds). */
-    buildSystem: string;
-    napiVersion: number;
-    cuda: boolean;
-  };
-  /** null when the addon was built without CUDA, or predates the cudaInfo export (see cudaNote). */
-  cuda: NativeCudaInfo | null;
-  cudaNote?: string;
+function doctorParser(args: string[]) {
+  return finish(
+    hostOptions(yargs(args).scriptName('ringtrain doctor'))
+      .usage(
+        'Usage: ringtrain doctor [--hosts FILE | -H host:slots,...] [-np N] [ssh and network options] [--json]\n\n' +
+          'Checks every host a job would use, through the same ssh path and options as the launcher, and\n' +
+          'prints a row per host, a row per problem link, what to do, and a verdict:\n' +
+          '  login         ssh without a prompt, the working directory, node and its version, ringtrain and\n' +
+          '                its addon (prebuilt or built, CPU or CUDA, GPUs); the same ringtrain on every host\n' +
+          '  addresses     the interface and address each host\'s ranks would bind and advertise; loopback and\n' +
+          '                container-bridge addresses flagged; one interface name everywhere\n' +
+          '  reachability  every host reaches the launcher and every other host on ports of --port-range\n' +
+          '                (authenticated with a one-off job token): firewalls that drop or reject are named\n' +
+          '  links         latency and bandwidth of each host\'s links to its ring neighbours, both ways, one\n' +
+          '                link per host at a time; links below 70% of the median named\n' +
+          '  slots         ranks per host against its CPUs (and GPUs with CUDA)',
+      )
+      .option('json', { type: 'boolean', default: false, describe: 'Print the report as one JSON object' })
+      .option('check-timeout', { type: 'string', default: '15', describe: 'Seconds for ssh, login and the report of each host (a host slower than this hangs)' })
+      .option('probe-timeout', { type: 'string', default: '3', describe: 'Seconds a connection probe waits for an answer' })
+      .option('link-seconds', { type: 'string', default: '3', describe: 'Seconds of data for the whole bandwidth test (every host to its ring neighbours, one link at a time per host)' })
+      .strict()
+      .epilog(
+        'Exit status: 0 when every check passes, 1 when something would make the job fail or run slowly,\n' +
+          '2 for a bad command line. A job started with --preflight runs the login, address and\n' +
+          'reachability checks first.',
+      ),
+  );
 }
 
-function collectInfo(): InstallationInfo {
-  const binding = loadNative();
-  // node-gyp-build resolves the same file loadNative() loaded: build/ first, then prebuilds/.
-  const require = createRequire(import.meta.url);
-  const addonPath = (require('node-gyp-build') as { path(dir: string): string }).path(PACKAGE_ROOT);
-  const build = binding.buildInfo;
-  const info: InstallationInfo = {
-    ringtrain: packageVersion(),
-    node: process.version,
-    nodeNapiVersion: Number(process.versions.napi ?? 0),
-    platform: process.platform,
-    arch: process.arch,
-    addon: {
-      path: addonPath,
-      prebuilt: addonPath.split(/[\\/]/).includes('prebuilds'),
-      buildSystem: build.buildSystem ?? 'unknown',
-      napiVersion: build.napiVersion,
-      cuda: build.cuda,
-    },
-    cuda: null,
-  };
-  if (build.cuda) {
-    if (typeof binding.cudaInfo === 'function') {
-      try {
-        info.cuda = binding.cudaInfo();
-      } catch (e) {
-        info.cudaNote = `the CUDA probe failed: ${(e as Error).message}`;
-      }
-    } else {
-      info.cudaNote = 'this addon has no cudaInfo() export: CUDA runtime, driver and GPU details are not available';
+interface HostSettings {
+  hosts: HostEntry[] | undefined;
+  hostsWhat: string;
+  portRange: [number, number] | undefined;
+  ssh: LaunchOptions['ssh'];
+}
+
+/** Hosts, port range and ssh settings from the options hostOptions() declares. */
+async function hostSettings(argv: {
+  hosts?: string | undefined;
+  H?: string | undefined;
+  'port-range'?: string | undefined;
+  'ssh-identity-file'?: string | undefined;
+  'ssh-port'?: string | undefined;
+  'ssh-option': (string | number)[];
+}): Promise<HostSettings> {
+  let hosts: HostEntry[] | undefined;
+  let hostsWhat = 'the local machine';
+  if (argv.hosts !== undefined) {
+    hosts = await readHostfile(argv.hosts);
+    hostsWhat = argv.hosts;
+  } else if (argv.H !== undefined) {
+    hosts = parseHostList(argv.H);
+    hostsWhat = `-H ${argv.H}`;
+  }
+
+  let portRange: [number, number] | undefined;
+  if (argv['port-range'] !== undefined) {
+    try {
+      portRange = parsePortRange(argv['port-range'], '--port-range');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
     }
   }
-  return info;
+  const identityFile = argv['ssh-identity-file'];
+  if (identityFile !== undefined && !existsSync(identityFile)) throw new UsageError(`--ssh-identity-file ${identityFile}: no such file`);
+  const sshPort = numberOption(argv['ssh-port'], '--ssh-port', { integer: true, min: 1, max: 65535 });
+  return { hosts, hostsWhat, portRange, ssh: { port: sshPort, identityFile, options: argv['ssh-option'].map(String) } };
+}
+
+function say(message: string): void {
+  process.stderr.write(`ringtrain: ${message}\n`);
+}
+
+/** `ringtrain doctor ...`: returns 0 when every check passed, 1 otherwise. */
+async function runDoctorCommand(args: string[]): Promise<number> {
+  let helpShown = false;
+  const y = doctorParser(args);
+  let argv: Awaited<ReturnType<typeof y.parseAsync>>;
+  try {
+    argv = await y.parseAsync(args, {}, (_err, _parsed, output) => {
+      if (output) {
+        helpShown = true;
+        process.stdout.write(`${output}\n`);
+      }
+    });
+  } catch (e) {
+    if (e instanceof UsageError || (e as Error).name === 'YError') throw new UsageError((e as Error).message);
+    throw e;
+  }
+  if (helpShown || argv.help || argv.version) return 0;
+  const settings = await hostSettings(argv);
+  const report = await runDoctor({
+    ...settings,
+    np: numberOption(argv.np, '-np', { integer: true, min: 1 }),
+    cwd: process.cwd(),
+    networkInterface: argv['network-interface'],
+    mode: 'doctor',
+    checkTimeoutS: numberOption(argv['check-timeout'], '--check-timeout', { min: 0, allowMin: false }) ?? 15,
+    probeTimeoutS: numberOption(argv['probe-timeout'], '--probe-timeout', { min: 0, allowMin: false }) ?? 3,
+    linkSeconds: numberOption(argv['link-seconds'], '--link-seconds', { min: 0, allowMin: false }) ?? 3,
+    verbose: (m) => argv.verbose && say(m),
+  });
+  if (argv.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else process.stdout.write(renderReport(report, process.stdout.isTTY === true && process.env.NO_COLOR === undefined));
+  return report.exitCode;
+}
+
+/** --preflight: the doctor's login, address and reachability checks; undefined when the job may start. */
+async function preflight(options: LaunchOptions): Promise<number | undefined> {
+  const report = await runDoctor({
+    hosts: options.hosts,
+    hostsWhat: options.hostsWhat,
+    np: options.np,
+    cwd: options.cwd,
+    ssh: options.ssh,
+    networkInterface: options.networkInterface,
+    portRange: options.portRange,
+    mode: 'preflight',
+    checkTimeoutS: options.startTimeoutS > 0 ? Math.min(15, options.startTimeoutS) : 15,
+    probeTimeoutS: 3,
+    linkSeconds: 0,
+    verbose: (m) => options.verbose && say(m),
+  });
+  if (report.verdict === 'fail') {
+    process.stderr.write(renderReport(report, process.stderr.isTTY === true && process.env.NO_COLOR === undefined));
+    say(`preflight failed after ${report.seconds.toFixed(1)}s: not starting the job (ringtrain doctor runs every check)`);
+    return 1;
+  }
+  for (const f of report.findings) say(`preflight ${f.severity === 'note' ? 'note' : 'warning'}: ${f.message}`);
+  if (options.verbose) say(`preflight passed on ${report.hosts.length} host(s) in ${report.seconds.toFixed(1)}s`);
+  return undefined;
 }
 
 /** CUDART_VERSION-style integer (12040) as text ("12.4"). */
@@ -272,6 +356,8 @@ function runInfo(args: readonly string[]): number {
 
 async function main(): Promise<number> {
   const args = normalizeArgs(process.argv.slice(2));
+  // The doctor's per-host check, started by the doctor itself through ssh: not for people.
+  if (args.length === 2 && args[0] === 'doctor' && args[1] === '--agent') return runAgent();
   let helpShown = false;
   const y = parser(args);
   let argv: Awaited<ReturnType<typeof y.parseAsync>>;
@@ -296,6 +382,7 @@ async function main(): Promise<number> {
     if (args.length > rest.length) throw new UsageError('info takes no launcher options: ringtrain info [--json]');
     return runInfo(rest.slice(1));
   }
+  if (!afterDashes && rest[0] === 'doctor') return runDoctorCommand([...args.slice(0, args.length - rest.length), ...rest.slice(1)]);
   let command: string[];
   if (!afterDashes && rest[0] === 'bench') {
     const benchCli = fileURLToPath(new URL('./bench-cli.js', import.meta.url));
@@ -313,41 +400,18 @@ async function main(): Promise<number> {
   }
   if (command.length === 0) throw new UsageError('no command given: ringtrain [options] -- <command> [args...] (or bench)');
 
-  let hosts: HostEntry[] | undefined;
-  let hostsWhat = 'the local machine';
-  if (argv.hosts !== undefined) {
-    hosts = await readHostfile(argv.hosts);
-    hostsWhat = argv.hosts;
-  } else if (argv.H !== undefined) {
-    hosts = parseHostList(argv.H);
-    hostsWhat = `-H ${argv.H}`;
-  }
-
-  let portRange: [number, number] | undefined;
-  if (argv['port-range'] !== undefined) {
-    try {
-      portRange = parsePortRange(argv['port-range'], '--port-range');
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-  }
-  const identityFile = argv['ssh-identity-file'];
-  if (identityFile !== undefined && !existsSync(identityFile)) throw new UsageError(`--ssh-identity-file ${identityFile}: no such file`);
-  const sshPort = numberOption(argv['ssh-port'], '--ssh-port', { integer: true, min: 1, max: 65535 });
+  const settings = await hostSettings(argv);
   const np = numberOption(argv.np, '-np', { integer: true, min: 1 });
   const startTimeoutS = numberOption(argv['start-timeout'], '--start-timeout', { min: 0 }) ?? 30;
   const timeoutS = numberOption(argv.timeout, '--timeout', { min: 0, allowMin: false });
   prepareOutputDir(argv['output-dir']);
 
   const options: LaunchOptions = {
-    hosts,
-    hostsWhat,
+    ...settings,
     np,
     command,
     cwd: process.cwd(),
-    ssh: { port: sshPort, identityFile, options: argv['ssh-option'].map(String) },
     networkInterface: argv['network-interface'],
-    portRange,
     startTimeoutS,
     timeoutS,
     exportEnv: parseExports(argv.x.map(String)),
@@ -357,6 +421,10 @@ async function main(): Promise<number> {
     verbose: argv.verbose,
     exitWithParent: argv['exit-with-parent'],
   };
+  if (argv.preflight) {
+    const failed = await preflight(options);
+    if (failed !== undefined) return failed;
+  }
   return new Launcher(options).run();
 }
 

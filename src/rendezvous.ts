@@ -13,11 +13,12 @@
  * counted in a later one. A server that is done with its round (rank 0's, between two init()s)
  * answers `retry` instead of a hello; the launcher's server serves one generation after the other.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { formatHostPort, type HostPort } from './address.js';
 import { RingtrainError } from './errors.js';
 import { hostnameIdentity } from './host-identity.js';
+import { jobMac as mac, macEqual, newNonce } from './job-auth.js';
 import type { PeerInfo } from './types.js';
 
 const MAX_LINE = 64 * 1024;
@@ -30,16 +31,6 @@ const RETRY_MS = 50;
 export interface JoinInfo extends PeerInfo {
   size: number;
   localSize: number | undefined;
-}
-
-function mac(token: string, ...parts: (string | number)[]): string {
-  return createHmac('sha256', token).update(parts.join('|')).digest('hex');
-}
-
-function macEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 function tableDigest(peers: readonly PeerInfo[]): string {
@@ -204,7 +195,7 @@ export class RendezvousServer {
     });
     socket.on('error', () => undefined);
     socket.setNoDelay(true);
-    const nonce = randomBytes(16).toString('hex');
+    const nonce = newNonce();
     let answered = false;
     const generation = this.generation;
     socket.write(JSON.stringify({ t: 'hello', protocol: PROTOCOL, nonce, generation }) + '\n');
@@ -560,7 +551,7 @@ export class RendezvousClient {
       if (hello === undefined) {
         throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: the rendezvous at ${this.where} is done with its round (use RendezvousClient.open to wait for the next)`);
       }
-      const clientNonce = randomBytes(16).toString('hex');
+      const clientNonce = newNonce();
       this.socket.write(
         JSON.stringify({
           t: 'join',

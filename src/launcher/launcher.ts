@@ -20,7 +20,7 @@ import { watchStarter } from './starter-watch.js';
 import { RankProcess, type RankExit } from './rank-process.js';
 import { listenRendezvous, planRendezvous } from './rendezvous-address.js';
 import { localMachine, placeRanks, type RankPlacement } from './slots.js';
-import { localRankArgv, shellQuote, sshRankArgv, type SshSettings } from './ssh-command.js';
+import { localRankArgv, shellQuote, sshFailureHint, sshRankArgv, type SshSettings } from './ssh-command.js';
 import { StatusLine } from './status-line.js';
 
 export interface LaunchOptions {
@@ -325,17 +325,7 @@ export class Launcher {
     const code = exit.code ?? 1;
     if (!exit.started) {
       if (this.remoteRank.get(r.rank)) {
-        const text = r.lastStderr.join(' ');
-        let hint = '';
-        if (/Permission denied|publickey|Too many authentication failures/i.test(text)) {
-          hint = ' (ringtrain needs passwordless ssh: set up keys, or pass --ssh-identity-file)';
-        } else if (/Host key verification failed|REMOTE HOST IDENTIFICATION/i.test(text)) {
-          hint = ` (add ${host}'s host key to known_hosts, e.g. ssh to it once, or pass --ssh-option StrictHostKeyChecking=accept-new)`;
-        } else if (/Could not resolve|Name or service not known/i.test(text)) {
-          hint = ' (unknown host name)';
-        } else if (/timed out|No route to host|Connection refused|unreachable/i.test(text)) {
-          hint = ' (host unreachable, or no sshd on it)';
-        }
+        const hint = sshFailureHint(r.lastStderr.join(' '), host);
         return `could not be started: ${code === 255 ? `ssh to ${host} failed` : `the remote shell exited with code ${code}`}${said}${hint}`;
       }
       return `could not be started (exit code ${code})${said}`;

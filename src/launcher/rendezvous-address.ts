@@ -65,18 +65,26 @@ export async function listenRendezvous(
       throw e;
     }
   };
-  if (range === undefined) return listenOn(options.host, 0);
+  return listenInRange((port) => listenOn(options.host, port), range, `the rendezvous on ${options.host}`);
+}
+
+/**
+ * Calls `listen(port)` on free ports of `range`, from a random one on, until one is not taken (port
+ * 0 without a range); the launcher's rendezvous and the doctor's stand-in for it listen alike.
+ */
+export async function listenInRange<T>(listen: (port: number) => Promise<T>, range: readonly [number, number] | undefined, what: string): Promise<T> {
+  if (range === undefined) return listen(0);
   const [lo, hi] = range;
   const count = hi - lo + 1;
   const offset = Math.floor(Math.random() * count);
   for (let i = 0; i < count; i++) {
     const port = lo + ((offset + i) % count);
     try {
-      return await listenOn(options.host, port);
+      return await listen(port);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'EADDRINUSE' && code !== 'EACCES') throw e;
     }
   }
-  throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `no free port for the rendezvous in --port-range ${lo}-${hi} on ${options.host}`);
+  throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `no free port for ${what} in --port-range ${lo}-${hi}`);
 }

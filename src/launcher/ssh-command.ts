@@ -65,3 +65,16 @@ export function sshRankArgv(
 ): string[] {
   return ['ssh', ...sshOptions(settings), target, remoteCommandLine(cwd, env, command)];
 }
+
+/** What to do about an ssh failure, from ssh's own words on stderr (' (...)', or '' when unknown). */
+export function sshFailureHint(stderrText: string, host: string): string {
+  if (/Permission denied|publickey|Too many authentication failures/i.test(stderrText)) {
+    return ' (ringtrain needs passwordless ssh: set up keys, or pass --ssh-identity-file)';
+  }
+  if (/Host key verification failed|REMOTE HOST IDENTIFICATION/i.test(stderrText)) {
+    return ` (add ${host}'s host key to known_hosts, e.g. ssh to it once, or pass --ssh-option StrictHostKeyChecking=accept-new)`;
+  }
+  if (/Could not resolve|Name or service not known/i.test(stderrText)) return ' (unknown host name)';
+  if (/timed out|No route to host|Connection refused|unreachable/i.test(stderrText)) return ' (host unreachable, or no sshd on it)';
+  return '';
+}
