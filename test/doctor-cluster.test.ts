@@ -212,6 +212,16 @@ describe.skipIf(skip)('ringtrain doctor on a namespace ssh cluster', () => {
     expect(row(run, H2)).toMatch(/SLOW .* WARN$/);
     for (const h of [H0, H1]) expect(row(run, h)).toMatch(/ ok$/);
     expect(run.stdout).toMatch(/^WARN: \d+ warning\(s\): the job would run slowly/m);
+    console.log(`doctor, ${H2} shaped to ${SLOW_RATE}:\n${run.stdout}`);
+  });
+
+  it('names every host that lacks the --network-interface given', async () => {
+    const run = await doctor([H0, H1], '--network-interface', 'ib0');
+    expect(run.code).toBe(1);
+    for (const h of [H0, H1]) {
+      expect(row(run, h)).toMatch(/ FAIL$/);
+      expect(run.stdout).toMatch(new RegExp(`error \\[addresses\\] ${h}: no network interface named 'ib0' on .*\\(there are: .*eth0`));
+    }
   });
 
   it('names a host where node is not on the PATH of an ssh login', async () => {
@@ -274,6 +284,15 @@ describe.skipIf(skip)('ringtrain doctor on a namespace ssh cluster', () => {
     expect(row(run, H0)).toMatch(/ ok$/);
     expect(run.ms).toBeLessThan(40_000);
     console.log(`doctor, faults together:\n${run.stdout}`);
+  });
+
+  it('names two host names of one machine that the launcher would keep apart (its rendezvous would refuse the job)', async () => {
+    const run = await runCli(['doctor', '-H', `${H0}:1,root@${H0}:1,${H1}:1`, ...ssh(), '--port-range', RANGE, '--link-seconds', '1'], { killAfterMs: 90_000 });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(`error [addresses] ${H0} (-H) and root@${H0} (-H) are one machine (same boot, IPC and network namespace)`);
+    expect(row(run, `root@${H0}`)).toMatch(/ FAIL$/);
+    // No link test between the two names: they would only measure the host's loopback.
+    expect(run.stdout).not.toMatch(new RegExp(`^(root@)?${H0} +(root@)?${H0} `, 'm'));
   });
 
   it('--preflight: a job on a broken cluster fails in seconds with the doctor\'s findings, and runs on a healthy one', async () => {

@@ -18,19 +18,23 @@ describe('ringtrain doctor on the local machine', () => {
     expect(run.ms).toBeLessThan(20_000);
   });
 
-  it('--json names two host-list entries that are one machine, and exits 1', async () => {
-    const run = await runCli(['doctor', '-H', 'localhost:1,127.0.0.1:1', '--port-range', '47700-47720', '--link-seconds', '0.5', '--json']);
-    expect(run.code, run.stderr).toBe(1);
+  it('--json: two spellings of this machine are one host, as the launcher places them; a note, exit 0', async () => {
+    const run = await runCli(['doctor', '-H', 'localhost:1,127.0.0.1:1', '--port-range', '47700-47720', '--json']);
+    expect(run.code, run.stderr).toBe(0);
     const r = JSON.parse(run.stdout) as DoctorReport;
-    expect(r.hosts.map((h) => [h.host, h.local, h.login.ok])).toEqual([['localhost', true, true], ['127.0.0.1', true, true]]);
-    expect(r.findings.find((f) => f.check === 'addresses' && f.severity === 'warn')!.message).toBe(
-      'localhost (-H) and 127.0.0.1 (-H) are one machine (same boot, IPC and network namespace): its ranks would be placed as if on 2 hosts',
-    );
-    // Loopback is fine when every rank is on one machine.
-    expect(r.findings.filter((f) => f.message.includes('loopback'))).toEqual([]);
-    for (const p of r.probes) expect(p.port >= 47700 && p.port <= 47720).toBe(true);
-    expect(r.probes.length).toBeGreaterThan(0);
-    expect(r.probes.every((p) => p.ok)).toBe(true);
+    expect(r.hosts.map((h) => [h.host, h.local, h.login.ok, h.ranks, h.names])).toEqual([['localhost', true, true, 2, ['localhost (-H)', '127.0.0.1 (-H)']]]);
+    expect(r.findings).toEqual([
+      { severity: 'note', check: 'addresses', host: 'localhost', message: 'localhost (-H), 127.0.0.1 (-H) are one machine: the launcher runs its 2 rank(s) as one host' },
+    ]);
+    expect(r.verdict).toBe('pass');
+    expect(r.hosts[0]!.address!.ports.every((p) => p >= 47700 && p <= 47720)).toBe(true);
+    expect(r.launcherAddress).toMatch(/^127\.0\.0\.1:477[0-2]\d$/);
+  });
+
+  it('a --port-range too small for the job is an unusable command line (exit 2)', async () => {
+    const run = await runCli(['doctor', '-np', '2', '--port-range', '47700-47701']);
+    expect(run.stderr).toContain('--port-range 47700-47701 has 2 port(s), too few for this job');
+    expect(run.code).toBe(2);
   });
 
   it.each([

@@ -9,23 +9,16 @@ import os from 'node:os';
 import { hostIdentity } from '../host-identity.js';
 import { collectInfo, packageVersion } from '../installation.js';
 import { interfaceAddress } from '../interfaces.js';
-import { jobMac, macEqual, newNonce } from '../job-auth.js';
+import { macEqual, newNonce } from '../job-auth.js';
 import { parseHostPort, parsePortRange } from '../address.js';
 import { AGENT_ENV, AGENT_INFO_PREFIX, type AgentInfo, type ControlReply, type ProbeTarget } from './agent-messages.js';
 import { connectWithin, LineSocket, type Message } from './line-socket.js';
 import { linkTest, probe } from './probe-client.js';
 import { ProbeListener } from './probe-listener.js';
+import { agentMac, welcomeMac } from './proofs.js';
 
 const CONNECT_MS = 5_000;
 const DEFAULT_LIFETIME_MS = 60_000;
-
-export function agentMac(token: string, nonce: string, host: string): string {
-  return jobMac(token, 'doctor-agent', nonce, host);
-}
-
-export function welcomeMac(token: string, clientNonce: string): string {
-  return jobMac(token, 'doctor-welcome', clientNonce);
-}
 
 function installation(): AgentInfo {
   const base = {

@@ -6,9 +6,9 @@
 import net from 'node:net';
 import { macEqual, newNonce } from '../job-auth.js';
 import { listenInRange } from '../launcher/rendezvous-address.js';
-import { agentMac, welcomeMac } from './agent.js';
 import { DOCTOR_PROTOCOL, type AgentRequest, type ControlReply, type ControlRequest } from './agent-messages.js';
 import { LineSocket, type Message } from './line-socket.js';
+import { agentMac, welcomeMac } from './proofs.js';
 
 const HANDSHAKE_MS = 5_000;
 

@@ -59,6 +59,13 @@ interface Participant {
   ports: number[];
 }
 
+/** A local agent's environment: the launcher's, without settings of its own that could contradict what it is given. */
+function agentLocalEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of Object.values(AGENT_ENV)) delete env[name];
+  return env;
+}
+
 function errorText(e: unknown): string {
   return (e as Error).message.replace(/^ringtrain: /, '');
 }
@@ -137,7 +144,7 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
         env,
         ssh: { ...o.ssh, connectTimeoutS: Math.min(10, o.checkTimeoutS) },
         token,
-        localEnv: process.env,
+        localEnv: agentLocalEnv(),
         verbose: o.verbose,
       });
     });

@@ -6,7 +6,7 @@ import type net from 'node:net';
 import { macEqual, newNonce } from '../job-auth.js';
 import type { ProbeTarget } from './agent-messages.js';
 import { connectWithin, LineSocket } from './line-socket.js';
-import { probeMac, probeOkMac } from './probe-listener.js';
+import { probeMac, probeOkMac } from './proofs.js';
 import type { ProbeResult } from './report.js';
 
 /** Round trips per latency measurement. */
@@ -62,7 +62,9 @@ export async function probe(target: ProbeTarget, from: string, token: string, ti
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const failure = err.code === 'EAUTH' ? 'auth' : /no (greeting|answer)/.test(err.message) ? 'timeout' : failureOf(err);
-    return { ...base, ok: false, failure, error: err.code && err.code !== 'EAUTH' && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message, ms: Date.now() - start };
+    // The kernel's code says more than libuv's text for the rare ones (EHOSTUNREACH, ENETDOWN ...).
+    const error = failure === 'error' && err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message;
+    return { ...base, ok: false, failure, error, ms: Date.now() - start };
   }
 }
 
@@ -72,12 +74,6 @@ export interface LinkOutcome {
   rttMs?: number;
   bytes?: number;
   seconds?: number;
-}
-
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /** Sends bulk data for `ms` (with backpressure), then waits for the receiver's byte count. */
@@ -103,7 +99,7 @@ async function sendBulk(conn: LineSocket, ms: number): Promise<number> {
 }
 
 /**
- * Latency (`pings` round trips, median) and then, when `ms` > 0, bandwidth. The coordinator measures
+ * Latency (the lowest of `pings` round trips: a busy host adds delay to some, a slow link to all) and then, when `ms` > 0, bandwidth. The coordinator measures
  * latency of all links while no bulk data flows anywhere: queued bulk bytes would be counted as delay.
  */
 export async function linkTest(target: ProbeTarget, from: string, token: string, pings: number, ms: number, timeoutMs: number): Promise<LinkOutcome> {
@@ -119,7 +115,7 @@ export async function linkTest(target: ProbeTarget, from: string, token: string,
       if (m.t !== 'pong') throw new Error('unexpected answer to a ping');
       rtts.push(Number(process.hrtime.bigint() - t) / 1e6);
     }
-    if (ms <= 0) return { ok: true, rttMs: median(rtts) };
+    if (ms <= 0) return { ok: true, rttMs: Math.min(...rtts) };
     conn.send({ t: 'bulk' });
     const start = process.hrtime.bigint();
     await sendBulk(conn, ms);
@@ -127,7 +123,7 @@ export async function linkTest(target: ProbeTarget, from: string, token: string,
     const ack = await conn.next(Math.max(1, deadline - Date.now()), 'byte count from the receiver');
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     if (ack.t !== 'received' || typeof ack.bytes !== 'number') throw new Error('unexpected answer to the bulk data');
-    return { ok: true, ...(rtts.length > 0 ? { rttMs: median(rtts) } : {}), bytes: ack.bytes, seconds };
+    return { ok: true, ...(rtts.length > 0 ? { rttMs: Math.min(...rtts) } : {}), bytes: ack.bytes, seconds };
   } catch (e) {
     return { ok: false, error: (e as Error).message };
   } finally {

@@ -4,22 +4,15 @@
  * pong, then bulk bytes counted here and acknowledged).
  */
 import net from 'node:net';
-import { jobMac, macEqual, newNonce } from '../job-auth.js';
+import { macEqual, newNonce } from '../job-auth.js';
 import { DOCTOR_PROTOCOL } from './agent-messages.js';
 import { LineSocket } from './line-socket.js';
+import { probeMac, probeOkMac } from './proofs.js';
 
 /** A connection must prove the token this soon, and a link test may last this long. */
 const HANDSHAKE_MS = 5_000;
 const LINK_MAX_MS = 60_000;
 const MAX_CONNECTIONS = 256;
-
-export function probeMac(token: string, nonce: string, from: string): string {
-  return jobMac(token, 'doctor-probe', nonce, from);
-}
-
-export function probeOkMac(token: string, clientNonce: string): string {
-  return jobMac(token, 'doctor-probe-ok', clientNonce);
-}
 
 export class ProbeListener {
   private readonly servers: net.Server[] = [];

@@ -81,7 +81,7 @@ export interface LinkResult {
   port: number;
   ok: boolean;
   error?: string;
-  /** Median round trip of small messages. */
+  /** The lowest of 20 round trips of a small message (what the link adds, not the hosts' scheduling). */
   rttMs?: number;
   /** Bytes delivered per second, counted by the receiver's acknowledgement. */
   bytesPerSecond?: number;

@@ -8,7 +8,7 @@ import type { Finding, HostReport, ProbeResult } from '../report.js';
 function what(p: ProbeResult): string {
   switch (p.failure) {
     case 'timeout':
-      return `no answer (${p.error ?? 'timed out'}): dropped, by a firewall on ${p.to} or between`;
+      return `${p.error ?? 'no answer'}: dropped, by a firewall on ${p.to} or between`;
     case 'refused':
       return `refused: a firewall on ${p.to} rejects it, or nothing listens there`;
     case 'unreachable':

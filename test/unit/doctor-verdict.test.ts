@@ -1,14 +1,14 @@
 /** The doctor's pure parts, in process: link rounds, median flagging, findings, verdict, table. */
 import { describe, expect, it } from 'vitest';
-import type { AgentInfo } from '../src/doctor/agent-messages.js';
-import { addressFindings, unreachableKind } from '../src/doctor/checks/address-check.js';
-import { formatRate, linkFindings, linkRounds, median } from '../src/doctor/checks/link-check.js';
-import { loginFindings } from '../src/doctor/checks/login-check.js';
-import { reachabilityFindings } from '../src/doctor/checks/reachability-check.js';
-import { slotFindings } from '../src/doctor/checks/slot-check.js';
-import type { DoctorReport, HostReport, LinkResult, ProbeResult } from '../src/doctor/report.js';
-import { renderReport } from '../src/doctor/table.js';
-import { allFindings, verdictOf } from '../src/doctor/verdict.js';
+import type { AgentInfo } from '../../src/doctor/agent-messages.js';
+import { addressFindings, unreachableKind } from '../../src/doctor/checks/address-check.js';
+import { formatRate, linkFindings, linkRounds, median } from '../../src/doctor/checks/link-check.js';
+import { loginFindings } from '../../src/doctor/checks/login-check.js';
+import { reachabilityFindings } from '../../src/doctor/checks/reachability-check.js';
+import { slotFindings } from '../../src/doctor/checks/slot-check.js';
+import type { DoctorReport, HostReport, LinkResult, ProbeResult } from '../../src/doctor/report.js';
+import { renderReport } from '../../src/doctor/table.js';
+import { allFindings, verdictOf } from '../../src/doctor/verdict.js';
 
 function info(over: Partial<AgentInfo> = {}): AgentInfo {
   return {
@@ -31,6 +31,7 @@ function host(name: string, over: Partial<HostReport> = {}, infoOver: Partial<Ag
   return {
     host: name,
     origin: 'hosts.txt:1',
+    names: [`${name} (hosts.txt:1)`],
     ranks: 2,
     local: false,
     login: { ok: true, seconds: 0.4 },
@@ -176,11 +177,14 @@ describe('address findings', () => {
     expect(f).toMatchObject([{ severity: 'error', host: 'h2', message: "h2: no network interface named 'ib0' on h2 (there are: lo, eth0)" }]);
   });
 
-  it('warns when two names of the host list are one machine', () => {
+  it('an error when two hosts the launcher keeps apart are one machine (the rendezvous would refuse the job)', () => {
     const same = info({ identity: 'boot:x/ipc:[1]/net:[7]' });
     const f = addressFindings([host('h1', { info: same, origin: 'hosts.txt:1' }), host('node1', { info: same, origin: 'hosts.txt:4' }), host('h3')], undefined);
-    expect(f).toMatchObject([{ severity: 'warn', host: 'node1' }]);
+    expect(f).toMatchObject([{ severity: 'error', host: 'node1' }]);
     expect(f[0]!.message).toContain('h1 (hosts.txt:1) and node1 (hosts.txt:4) are one machine');
+    // Names the launcher merged itself are only worth a note.
+    const merged = addressFindings([host('h1', { names: ['h1 (-H)', '10.0.0.1 (-H)'] }), host('h2')], undefined);
+    expect(merged).toMatchObject([{ severity: 'note', host: 'h1', message: 'h1 (-H), 10.0.0.1 (-H) are one machine: the launcher runs its 2 rank(s) as one host' }]);
   });
 });
 
@@ -196,8 +200,8 @@ describe('reachability findings', () => {
     ];
     const f = reachabilityFindings([host('a'), host('b'), host('c')], probes);
     expect(f.map((x) => x.message)).toEqual([
-      'a -> b (b) ports 1, 2: no answer (no answer within 3.0s): dropped, by a firewall on b or between',
-      'c -> b (b) ports 1, 2: no answer (no answer within 3.0s): dropped, by a firewall on b or between',
+      'a -> b (b) ports 1, 2: no answer within 3.0s: dropped, by a firewall on b or between',
+      'c -> b (b) ports 1, 2: no answer within 3.0s: dropped, by a firewall on b or between',
       'no host can reach b on any probed port of the range: look at b\'s firewall first',
     ]);
     expect(f[0]).toMatchObject({ severity: 'error', host: 'b', pair: { from: 'a', to: 'b', port: 1 } });
