@@ -12,6 +12,7 @@
         "native/src/core/control_parser.cpp",
         "native/src/core/device_allreduce.cpp",
         "native/src/core/hmac_sha256.cpp",
+        "native/src/core/group_collectives.cpp",
         "native/src/core/link.cpp",
         "native/src/core/p2p_engine.cpp",
         "native/src/core/reduce_kernels.cpp",

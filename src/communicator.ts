@@ -1,5 +1,5 @@
 import { RingtrainError } from './errors.js';
-import { DTYPE_CODES, OP_CODES, fromNativeError, type NativeCommunicator, type NativeTiming, type NativeView } from './native.js';
+import { DTYPE_CODES, OP_CODES, fromNativeError, loadNative, type NativeCommunicator, type NativeTiming, type NativeView } from './native.js';
 import type { CollectiveView, Communicator, Dtype, P2pOptions, PeerInfo, ReduceOp, ReduceOptions } from './types.js';
 
 /** Called after every collective with what the worker thread measured (used by the timeline). */
@@ -57,6 +57,12 @@ export class RingCommunicator implements Communicator {
   readonly peers: readonly PeerInfo[];
   private closing: Promise<void> | undefined;
   private failed = false;
+  /** Sub-communicators made by split(); closed before this one. */
+  private readonly children: RingCommunicator[] = [];
+  /** The top-level communicator: it hands out communicator ids (see split). */
+  private root: RingCommunicator = this;
+  /** Top level only: the lowest communicator id no communicator of this rank has used (0 is the top level's). */
+  private nextCommId = 1;
 
   constructor(
     private readonly nativeComm: NativeCommunicator,
@@ -248,8 +254,54 @@ export class RingCommunicator implements Communicator {
     );
   }
 
+  async split(color: number, key: number = this.rank): Promise<Communicator | null> {
+    this.checkOpen('split');
+    for (const [name, v] of [['color', color], ['key', key]] as const) {
+      if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) {
+        throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: split: ${name} must be a 32-bit integer, got ${String(v)}`);
+      }
+    }
+    // One all-gather tells every rank every (color, key) and every rank's next free communicator id.
+    // The groups take ids above all of them, so no two communicators sharing a member ever share an
+    // id (their messages meet on the same links), without any central allocator.
+    const all = await this.allgather(new Int32Array([color, key, this.root.nextCommId]));
+    let base = 0;
+    const colors = new Set<number>();
+    for (let r = 0; r < this.size; r++) {
+      base = Math.max(base, all[3 * r + 2]!);
+      if (all[3 * r]! >= 0) colors.add(all[3 * r]!);
+    }
+    const sorted = [...colors].sort((a, b) => a - b);
+    this.root.nextCommId = base + sorted.length;
+    if (color < 0) return null;
+    const commId = base + sorted.indexOf(color);
+    if (commId >= 0x8000) throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', 'ringtrain: split: a job has at most 32767 communicators');
+    const members: number[] = [];
+    for (let r = 0; r < this.size; r++) if (all[3 * r] === color) members.push(r);
+    members.sort((a, b) => all[3 * a + 1]! - all[3 * b + 1]! || a - b);
+    const index = members.indexOf(this.rank);
+    let native: NativeCommunicator;
+    try {
+      native = new (loadNative().NativeCommunicator)({ parent: this.nativeComm, commId, members, index });
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+    const me = this.peers[this.rank]!;
+    const sameHost = (p: PeerInfo) => (p.hostId && me.hostId ? p.hostId === me.hostId : p.hostname === me.hostname);
+    const peers = members.map((m, i) => ({ ...this.peers[m]!, rank: i }));
+    const local = peers.filter(sameHost);
+    const sub = new RingCommunicator(
+      native,
+      { rank: index, size: members.length, localRank: local.findIndex((p) => p.rank === index), localSize: local.length, peers },
+      this.observer,
+    );
+    sub.root = this.root;
+    this.children.push(sub);
+    return sub;
+  }
+
   close(): Promise<void> {
-    this.closing ??= Promise.resolve()
+    this.closing ??= Promise.allSettled(this.children.map((c) => c.close()))
       .then(() => this.nativeComm.close())
       .catch((e: unknown) => {
         throw fromNativeError(e);

@@ -38,6 +38,14 @@ export interface NativeCommunicatorOptions {
   portMax?: number;
 }
 
+/** A sub-communicator of `parent` (split): its id in the job, its members (parent ranks, in order) and this rank's index. */
+export interface NativeSplitOptions {
+  parent: NativeCommunicator;
+  commId: number;
+  members: readonly number[];
+  index: number;
+}
+
 export interface NativePeer {
   host: string;
   port: number;
@@ -114,7 +122,7 @@ export interface NativeDeviceBuffer {
 }
 
 interface NativeBinding {
-  NativeCommunicator: new (options: NativeCommunicatorOptions) => NativeCommunicator;
+  NativeCommunicator: new (options: NativeCommunicatorOptions | NativeSplitOptions) => NativeCommunicator;
   NativeDeviceBuffer: new (byteLength: number) => NativeDeviceBuffer;
   buildInfo: NativeBuildInfo;
   /** Queries the CUDA driver on each call; never throws. Older builds lack it: test with typeof. */

@@ -97,6 +97,13 @@ export interface Communicator {
   recvSync<T extends CollectiveView>(view: T, src: number, options?: P2pOptions): T;
   /** As `sendrecv`, blocking the calling thread. */
   sendrecvSync<T extends CollectiveView>(sendView: CollectiveView, dst: number, recvView: T, src: number, options?: P2pOptions): T;
+  /**
+   * MPI_Comm_split: every rank calls it (in the same order as its other collectives); ranks with the
+   * same `color` form a new communicator, ordered by (`key`, rank), default key = rank. A negative
+   * color gives null. The new communicator has its own sequence of calls, runs concurrently with this
+   * one and its siblings, and is closed with this one.
+   */
+  split(color: number, key?: number): Promise<Communicator | null>;
   /** Idempotent; joins the native threads. */
   close(): Promise<void>;
 }

@@ -107,6 +107,10 @@ CommunicatorBinding::CommunicatorBinding(const Napi::CallbackInfo& info) : Napi:
   state_ = static_cast<AddonState*>(info.Data());
   if (info.Length() < 1 || !info[0].IsObject()) throwArg(env, "NativeCommunicator needs an options object");
   Napi::Object o = info[0].As<Napi::Object>();
+  if (o.Get("parent").IsObject()) {
+    initSub(env, o);
+    return;
+  }
   auto num = [&](const char* key, double fallback) {
     Napi::Value v = o.Get(key);
     return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
@@ -129,6 +133,7 @@ CommunicatorBinding::CommunicatorBinding(const Napi::CallbackInfo& info) : Napi:
   opts.portMin = static_cast<int>(num("portMin", 0));
   opts.portMax = static_cast<int>(num("portMax", 0));
   size_ = opts.size;
+  rank_ = opts.rank;
   try {
     core_ = std::make_unique<Communicator>(std::move(opts));
   } catch (const CommError& e) {
@@ -136,6 +141,31 @@ CommunicatorBinding::CommunicatorBinding(const Napi::CallbackInfo& info) : Napi:
   }
   tsfn_ = Tsfn::New(env, "ringtrain.completion", 0, 1, this);
   tsfn_.Unref(env);  // an idle communicator must not keep the process alive
+  tsfnLive_ = true;
+  if (state_) state_->live.insert(this);
+}
+
+// A sub-communicator: { parent: NativeCommunicator, commId, members: number[], index }.
+void CommunicatorBinding::initSub(Napi::Env env, const Napi::Object& o) {
+  Napi::Object parentObj = o.Get("parent").As<Napi::Object>();
+  CommunicatorBinding* parent = Napi::ObjectWrap<CommunicatorBinding>::Unwrap(parentObj);
+  if (!parent || !parent->core_ || parent->closed_) throw makeError(env, CommError(ErrorCode::Closed, "split: the parent communicator is closed"));
+  if (!o.Get("members").IsArray() || !o.Get("commId").IsNumber() || !o.Get("index").IsNumber()) throwArg(env, "split needs commId, members and index");
+  Napi::Array arr = o.Get("members").As<Napi::Array>();
+  std::vector<int> members;
+  for (uint32_t i = 0; i < arr.Length(); ++i) members.push_back(arr.Get(i).ToNumber().Int32Value());
+  const int commId = o.Get("commId").As<Napi::Number>().Int32Value();
+  if (commId <= 0 || commId >= 0x8000) throwArg(env, "split: communicator id out of range (a job has at most 32767 communicators)");
+  try {
+    core_ = parent->core_->split(static_cast<uint16_t>(commId), members, o.Get("index").As<Napi::Number>().Int32Value());
+  } catch (const CommError& e) {
+    throw makeError(env, e);
+  }
+  timing_ = parent->timing_;
+  size_ = core_->size();
+  rank_ = core_->rank();
+  tsfn_ = Tsfn::New(env, "ringtrain.completion", 0, 1, this);
+  tsfn_.Unref(env);
   tsfnLive_ = true;
   if (state_) state_->live.insert(this);
 }
@@ -373,8 +403,8 @@ Napi::Value CommunicatorBinding::Reducescatter(const Napi::CallbackInfo& info) {
   op->src = viewData(env, info[0], dtype, &srcCount);
   op->data = viewData(env, info[1], dtype, &dstCount);
   requireCore(env);
-  if (dstCount != shareCount(srcCount, core_->size(), core_->rank())) {
-    throwArg(env, "reducescatter destination must hold this rank's share (" + std::to_string(shareCount(srcCount, core_->size(), core_->rank())) + " elements)");
+  if (dstCount != shareCount(srcCount, size_, rank_)) {
+    throwArg(env, "reducescatter destination must hold this rank's share (" + std::to_string(shareCount(srcCount, size_, rank_)) + " elements)");
   }
   op->count = srcCount;
   auto* c = new JsCompletion(env);
@@ -413,9 +443,9 @@ std::unique_ptr<P2pOp> CommunicatorBinding::p2pArgs(const Napi::CallbackInfo& in
   if (info.Length() <= first + 3 || !info[first + 3].IsNumber()) throwArg(env, "tag must be a number");
   double tag = info[first + 3].As<Napi::Number>().DoubleValue();
   const char* verb = kind == P2pOp::Kind::Send ? "send" : "recv";
-  if (peer < 0 || peer >= core_->size() || peer == core_->rank()) {
+  if (peer < 0 || peer >= size_ || peer == rank_) {
     throwArg(env, std::string(verb) + ": rank " + std::to_string(peer) + " is not another rank of this communicator (0.." +
-                      std::to_string(core_->size() - 1) + ", this is rank " + std::to_string(core_->rank()) + ")");
+                      std::to_string(size_ - 1) + ", this is rank " + std::to_string(rank_) + ")");
   }
   if (!(tag >= 0 && tag <= p2p::kMaxTag && tag == static_cast<double>(static_cast<uint32_t>(tag)))) {
     throwArg(env, std::string(verb) + ": tag must be an integer with 0 <= tag < 2^31");

@@ -51,6 +51,7 @@ class CommunicatorBinding : public Napi::ObjectWrap<CommunicatorBinding> {
   // Builds a p2p op from info[first..first+3] (view, dtype, peer, tag); throws on bad arguments.
   std::unique_ptr<P2pOp> p2pArgs(const Napi::CallbackInfo& info, size_t first, P2pOp::Kind kind);
 
+  void initSub(Napi::Env env, const Napi::Object& options);
   Napi::Value submitAsync(Napi::Env env, std::unique_ptr<Operation> op, JsCompletion* completion);
 
   std::unique_ptr<Communicator> core_;
@@ -58,6 +59,7 @@ class CommunicatorBinding : public Napi::ObjectWrap<CommunicatorBinding> {
   bool tsfnLive_ = false;
   int pending_ = 0;
   int size_ = 1;  // the world size, kept here because core_ is gone once closed
+  int rank_ = 0;
   bool closed_ = false;
   bool timing_ = false;  // resolve operations with their timings (for the timeline)
   AddonState* state_ = nullptr;

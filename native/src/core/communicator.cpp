@@ -48,6 +48,45 @@ Communicator::Communicator(CommunicatorOptions options) : o_(std::move(options))
   worker_ = std::thread([this] { workerMain(); });
 }
 
+Communicator::Communicator(CommunicatorOptions options, SubCommunicatorSetup sub) : o_(std::move(options)) {
+  if (!o_.log) o_.log = logToStderr;
+  o_.size = static_cast<int>(sub.topRanks.size());
+  ownsEngine_ = false;
+  userComm_ = sub.userComm;
+  topRanks_ = sub.topRanks;
+  topPeers_ = sub.topPeers;
+  p2p_ = sub.engine;
+  group_ = std::make_unique<GroupCollectives>(sub.engine, sub.internalComm, sub.topRanks, o_.rank, sub.topPeers);
+  wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  cancelFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wakeFd_ < 0 || cancelFd_ < 0) throw CommError(ErrorCode::Internal, std::string("eventfd: ") + std::strerror(errno));
+  worker_ = std::thread([this] { workerMain(); });
+}
+
+std::unique_ptr<Communicator> Communicator::split(uint16_t commId, const std::vector<int>& members, int index) {
+  SubCommunicatorSetup sub;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closeRequested_ || workerDone_ || topRanks_.empty() || (!p2p_ && members.size() > 1)) {
+      throw CommError(ErrorCode::Closed, "the communicator is closed or not connected");
+    }
+    sub.engine = p2p_;
+    sub.topPeers = topPeers_;
+    for (int m : members) {
+      if (m < 0 || m >= o_.size) throw CommError(ErrorCode::Argument, "split: member " + std::to_string(m) + " is not a rank");
+      sub.topRanks.push_back(topRanks_.at(static_cast<size_t>(m)));
+    }
+  }
+  if (commId == 0 || commId >= 0x8000) throw CommError(ErrorCode::Argument, "split: communicator id " + std::to_string(commId) + " out of range");
+  if (index < 0 || index >= static_cast<int>(members.size())) throw CommError(ErrorCode::Argument, "split: index out of range");
+  sub.userComm = commId;
+  sub.internalComm = static_cast<uint16_t>(commId | 0x8000);
+  CommunicatorOptions o = o_;
+  o.rank = index;
+  o.size = static_cast<int>(members.size());
+  return std::make_unique<Communicator>(std::move(o), std::move(sub));
+}
+
 Communicator::~Communicator() {
   cancel();
   if (wakeFd_ >= 0) ::close(wakeFd_);
@@ -80,6 +119,16 @@ void Communicator::submit(std::unique_ptr<Operation> op) {
 }
 
 void Communicator::cancel() {
+  if (!ownsEngine_ && groupBusy_.load()) {
+    // A sub-communicator's call waits on messages of the shared engine, which only the top-level
+    // communicator's close ends: cancelling mid-call (process exit) has to fail the engine.
+    std::shared_ptr<P2pEngine> engine;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      engine = p2p_;
+    }
+    if (engine) engine->fail(CommError(ErrorCode::Closed, "the communicator was closed"));
+  }
   if (!cancelled_.exchange(true)) {
     uint64_t one = 1;
     ssize_t ignored = ::write(cancelFd_, &one, sizeof one);
@@ -96,9 +145,10 @@ void Communicator::join() {
 void Communicator::failWith(const CommError& error) {
   CommError final = ring_ ? ring_->abortAndClose(error, false) : error;
   failure_ = final;
-  // A failed ring (a dead rank, a mismatch) fails point-to-point too: one communicator, one fate.
+  // A failed ring (a dead rank, a mismatch) fails point-to-point too, and so every sub-communicator:
+  // one job, one fate. A sub-communicator's own failure stays its own.
   std::lock_guard<std::mutex> lock(mu_);
-  if (p2p_) p2p_->fail(final);
+  if (p2p_ && ownsEngine_) p2p_->fail(final);
 }
 
 void Communicator::submitP2p(std::unique_ptr<P2pOp> op) {
@@ -112,6 +162,10 @@ void Communicator::submitP2p(std::unique_ptr<P2pOp> op) {
     op->done(&e);
     return;
   }
+  if (!ownsEngine_) {  // a sub-communicator's ranks are not the engine's
+    op->peer = topRanks_.at(static_cast<size_t>(op->peer));
+    op->comm = userComm_;
+  }
   engine->submit(std::move(op));
 }
 
@@ -121,7 +175,7 @@ void Communicator::stopP2p() {
     std::lock_guard<std::mutex> lock(mu_);
     engine.swap(p2p_);
   }
-  if (engine) engine->close();  // joins its thread; a submitter racing this still holds a reference
+  if (engine && ownsEngine_) engine->close();  // joins its thread; a submitter racing this still holds a reference
 }
 
 void Communicator::execute(Operation& op) {
@@ -130,6 +184,7 @@ void Communicator::execute(Operation& op) {
     stopP2p();
     if (ring_ && !failure_) ring_->goodbyeAndClose();
     ring_.reset();
+    group_.reset();
     listener_.reset();
     op.done(op, nullptr);
     return;
@@ -164,6 +219,9 @@ void Communicator::execute(Operation& op) {
         {
           std::lock_guard<std::mutex> lock(mu_);
           p2p_ = std::move(engine);
+          topPeers_ = op.peers;
+          topRanks_.clear();
+          for (int q = 0; q < o_.size; ++q) topRanks_.push_back(q);
         }
         RingOptions ro;
         ro.rank = o_.rank;
@@ -176,10 +234,21 @@ void Communicator::execute(Operation& op) {
         ro.log = o_.log;
         ring_ = std::make_unique<Ring>(std::move(ro), std::move(links), cancelFd_);
       } else {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          topPeers_ = op.peers;
+          topRanks_ = {0};
+        }
         RingOptions ro;
         ro.log = o_.log;
         ring_ = std::make_unique<Ring>(std::move(ro), RingLinks{}, cancelFd_);
       }
+      op.done(op, nullptr);
+      return;
+    }
+    if (group_) {
+      op.seq = ++seq_;
+      runOnGroup(op);
       op.done(op, nullptr);
       return;
     }
@@ -214,6 +283,23 @@ void Communicator::execute(Operation& op) {
     failWith(CommError(ErrorCode::Internal, e.what()));
     failureReported_ = true;
     op.done(op, &*failure_);
+  }
+}
+
+void Communicator::runOnGroup(Operation& op) {
+  struct Busy {
+    std::atomic<bool>& b;
+    explicit Busy(std::atomic<bool>& f) : b(f) { b = true; }
+    ~Busy() { b = false; }
+  } busy(groupBusy_);
+  switch (op.kind) {
+    case OpKind::Allreduce: group_->allreduce(op.data, op.count, op.dtype, op.op, op.seq); break;
+    case OpKind::Broadcast: group_->broadcast(op.data, op.count, op.dtype, op.root, op.seq); break;
+    case OpKind::Allgather: group_->allgather(op.src, op.data, op.count, op.dtype, op.seq); break;
+    case OpKind::Barrier: group_->barrier(op.seq); break;
+    case OpKind::Reducescatter: group_->reducescatter(op.src, op.data, op.count, op.dtype, op.op, op.seq); break;
+    case OpKind::AllreduceDevice: throw CommError(ErrorCode::Argument, "allreduceDevice is not available on sub-communicators yet");
+    default: break;
   }
 }
 

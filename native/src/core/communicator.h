@@ -20,6 +20,7 @@
 #include "comm_error.h"
 #include "device_allreduce.h"
 #include "dtype.h"
+#include "group_collectives.h"
 #include "p2p_engine.h"
 #include "ring.h"
 #include "ring_connector.h"
@@ -40,6 +41,16 @@ struct CommunicatorOptions {
   int portMin = 0;
   int portMax = 0;
   Logger log;  // default: stderr
+};
+
+// What a sub-communicator (split) takes from its parent: the job's point-to-point engine, its ids
+// there, and who its members are.
+struct SubCommunicatorSetup {
+  std::shared_ptr<P2pEngine> engine;
+  uint16_t userComm = 0;      // its users' send/recv
+  uint16_t internalComm = 0;  // its collectives' messages
+  std::vector<int> topRanks;  // member i's rank in the top-level communicator
+  std::vector<PeerAddress> topPeers;
 };
 
 enum class OpKind { Connect, Allreduce, AllreduceDevice, Broadcast, Allgather, Barrier, Reducescatter, Close };
@@ -65,6 +76,12 @@ struct Operation {
 class Communicator {
  public:
   explicit Communicator(CommunicatorOptions options);
+  // A sub-communicator: no sockets of its own; collectives run as messages on the parent's engine.
+  Communicator(CommunicatorOptions options, SubCommunicatorSetup sub);
+  // MPI_Comm_split's last step, once every rank knows the groups: `members` are this communicator's
+  // ranks in the new one's order, this rank is members[index]; `commId` (1..0x7fff) is unused by
+  // every communicator any member belongs to. Thread-safe.
+  std::unique_ptr<Communicator> split(uint16_t commId, const std::vector<int>& members, int index);
   ~Communicator();
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;
@@ -92,6 +109,7 @@ class Communicator {
   void failWith(const CommError& error);
   void wake();
   void stopP2p();
+  void runOnGroup(Operation& op);
 
   CommunicatorOptions o_;
   Socket listener_;
@@ -100,7 +118,13 @@ class Communicator {
   int cancelFd_ = -1;
   std::unique_ptr<Ring> ring_;
   std::unique_ptr<DeviceAllreduce> device_;
-  std::shared_ptr<P2pEngine> p2p_;  // guarded by mu_ (the pointer; the engine locks itself)  // first device all-reduce creates it
+  std::shared_ptr<P2pEngine> p2p_;  // guarded by mu_ (the pointer; the engine locks itself)
+  bool ownsEngine_ = true;           // false in a sub-communicator: the top-level one closes it
+  std::vector<int> topRanks_;        // guarded by mu_: rank i's top-level rank (identity at top level)
+  std::vector<PeerAddress> topPeers_;  // guarded by mu_: the top-level peer table
+  uint16_t userComm_ = 0;
+  std::unique_ptr<GroupCollectives> group_;  // a sub-communicator's collectives (worker thread)
+  std::atomic<bool> groupBusy_{false};       // a sub-communicator's call is running  // first device all-reduce creates it
   uint64_t seq_ = 0;
 
   std::mutex ringMu_;  // whoever runs an operation or a health pass holds it: the ring has one user at a time

@@ -108,10 +108,7 @@ void P2pEngine::takeSubmissions() {
     fresh.swap(incoming_);
     failure.swap(failure_);
   }
-  if (failure) {
-    for (size_t q = 0; q < state_.size(); ++q)
-      if (static_cast<int>(q) != rank_ && !state_[q].error) failPeer(static_cast<int>(q), *failure);
-  }
+  if (failure) failAllPeers(*failure, true);
   for (auto& op : fresh) start(std::move(op));
 }
 
@@ -262,7 +259,7 @@ void P2pEngine::onFrame(int peer) {
     return;
   }
   auto protocolError = [&](const std::string& what) {
-    failPeer(peer, CommError(ErrorCode::Internal, who(peer) + ": point-to-point protocol error: " + what));
+    failPeer(peer, CommError(ErrorCode::Internal, who(peer) + ": point-to-point protocol error: " + what), true);
   };
   const Dtype dtype = static_cast<Dtype>(f.dtype);
   const uint64_t key = keyOf(f.comm, f.tag);
@@ -355,6 +352,14 @@ void P2pEngine::onFrame(int peer) {
       return;
     }
     case p2p::FrameType::Goodbye: p.saidGoodbye = true; return;
+    case p2p::FrameType::Abort:
+      if (f.bytes > p2p::kMaxAbortText) return protocolError("abort text of " + std::to_string(f.bytes) + " bytes");
+      p.sink = Sink::AbortText;
+      p.discard.resize(static_cast<size_t>(f.bytes));
+      p.payloadDst = p.discard.data();
+      p.payloadLeft = p.discard.size();
+      if (p.payloadLeft == 0) onPayloadDone(peer);
+      return;
   }
 }
 
@@ -380,6 +385,19 @@ void P2pEngine::onPayloadDone(int peer) {
         complete(op, nullptr);
       }
       break;
+    case Sink::AbortText: {
+      std::string text(p.discard.begin(), p.discard.end());
+      p.discard.clear();
+      const auto code = f.id <= static_cast<uint32_t>(ErrorCode::Cancelled) ? static_cast<ErrorCode>(f.id) : ErrorCode::Peer;
+      if (f.tag == 1) {
+        // The job failed somewhere (a dead rank, say): everything fails with that cause, and every
+        // peer hears it from here too, so ranks far from the failure learn it without a timeout.
+        failAllPeers(CommError(code == ErrorCode::Cancelled ? ErrorCode::Closed : code, text), true);
+      } else {
+        failPeer(peer, CommError(ErrorCode::Peer, who(peer) + " gave up on its point-to-point link to this rank: " + text));
+      }
+      break;
+    }
     case Sink::None: break;
   }
 }
@@ -397,7 +415,9 @@ void P2pEngine::writeTo(int peer) {
     long n = p.link->write(iov, cnt, &err);
     if (n == 0) return;
     if (n < 0) {
-      failPeer(peer, CommError(ErrorCode::Peer, who(peer) + ": connection lost (" + std::strerror(err) + "): the rank died or was killed"));
+      // The peer may have said why it closed (an Abort frame still in our receive buffer): read first.
+      readFrom(peer);
+      if (!p.error) failPeer(peer, CommError(ErrorCode::Peer, who(peer) + ": connection lost (" + std::strerror(err) + "): the rank died or was killed"));
       return;
     }
     it.written += static_cast<size_t>(n);
@@ -422,9 +442,31 @@ void P2pEngine::peerClosed(int peer) {
   failPeer(peer, CommError(ErrorCode::Peer, who(peer) + " closed its communicator"));
 }
 
-void P2pEngine::failPeer(int peer, const CommError& error) {
+void P2pEngine::failAllPeers(const CommError& error, bool announce) {
+  for (size_t q = 0; q < state_.size(); ++q)
+    if (static_cast<int>(q) != rank_ && !state_[q].error) failPeer(static_cast<int>(q), error, announce, true);
+}
+
+void P2pEngine::sendAbort(Peer& p, const CommError& error, bool job) {
+  // Only at a frame boundary; the peer otherwise sees the link end without a goodbye.
+  if (!p.link || (!p.out.empty() && p.out.front().written > 0)) return;
+  std::string text = std::string(error.what()).substr(0, p2p::kMaxAbortText);
+  p2p::Frame f;
+  f.type = p2p::FrameType::Abort;
+  f.tag = job ? 1 : 0;
+  f.id = static_cast<uint32_t>(error.code());
+  f.bytes = text.size();
+  uint8_t header[p2p::Frame::kSize];
+  f.encode(header);
+  iovec iov[2] = {{header, sizeof header}, {text.data(), text.size()}};
+  int err = 0;
+  (void)p.link->write(iov, 2, &err);  // small: fits the socket buffer unless the peer stopped reading
+}
+
+void P2pEngine::failPeer(int peer, const CommError& error, bool announce, bool job) {
   Peer& p = state_[static_cast<size_t>(peer)];
   if (!p.error) p.error = error;
+  if (announce) sendAbort(p, error, job);
   p.link.reset();
   p.out.clear();
   p.sink = Sink::None;
@@ -448,8 +490,9 @@ void P2pEngine::checkDeadlines() {
     if (op->finished || now < op->deadlineMs) continue;
     // The link's state for this peer can no longer be trusted (a late message would meet the wrong
     // receive): the whole link fails.
-    failPeer(op->peer, CommError(ErrorCode::Timeout, opText(*op) + ": no progress for " + seconds(timeoutMs_) +
-                                                         " (the link to that rank is unusable from now on)"));
+    failPeer(op->peer,
+             CommError(ErrorCode::Timeout, opText(*op) + ": no progress for " + seconds(timeoutMs_) + " (the link to that rank is unusable from now on)"),
+             true);
   }
   live_.erase(std::remove_if(live_.begin(), live_.end(), [](const std::unique_ptr<P2pOp>& op) { return op->finished; }), live_.end());
 }

@@ -87,7 +87,7 @@ class P2pEngine {
     P2pOp* stream = nullptr;     // rendezvous send: next chunk follows when this one is written
   };
   // Where the payload of the frame being read goes.
-  enum class Sink { None, RecvOp, Held, Discard, Chunk };
+  enum class Sink { None, RecvOp, Held, Discard, Chunk, AbortText };
   struct EagerRecord {
     uint32_t tag;
     Dtype dtype;
@@ -136,7 +136,10 @@ class P2pEngine {
   void queueFrame(Peer& p, p2p::FrameType type, uint32_t tag, uint32_t id, uint64_t bytes, Dtype dtype, uint16_t comm);
   void queueChunk(Peer& p, P2pOp* op);
   void complete(P2pOp* op, const CommError* error);
-  void failPeer(int peer, const CommError& error);
+  // `announce`: tell the peer why first (an Abort frame, best effort); `job`: the whole job failed.
+  void failPeer(int peer, const CommError& error, bool announce = false, bool job = false);
+  void failAllPeers(const CommError& error, bool announce);
+  void sendAbort(Peer& p, const CommError& error, bool job);
   void peerClosed(int peer);
   void checkDeadlines();
   void shutdownLinks();

@@ -23,10 +23,13 @@ constexpr size_t kEagerChargeBytes = 64;         // bookkeeping cost charged per
 constexpr size_t kChunkBytes = 256 << 10;        // rendezvous payload per Data frame (fairness between messages)
 constexpr uint32_t kMaxTag = 0x7fffffffu;        // tags are 0 <= tag <= kMaxTag
 
-enum class FrameType : uint8_t { Eager = 1, Rts = 2, Cts = 3, Data = 4, Fin = 5, Refuse = 6, Credit = 7, Goodbye = 8 };
+enum class FrameType : uint8_t { Eager = 1, Rts = 2, Cts = 3, Data = 4, Fin = 5, Refuse = 6, Credit = 7, Goodbye = 8, Abort = 9 };
+constexpr size_t kMaxAbortText = 2048;
 
 // Eager/Rts: tag, dtype, bytes of the message. Cts/Fin: id. Data: id, bytes of this chunk.
-// Refuse: id of the refused message, dtype and bytes the receiver's recv expected. Credit: bytes.
+// Refuse: id of the refused message, dtype and bytes the receiver's recv expected. Credit: id.
+// Abort: the sender gives up on this link (tag 0) or on the whole job (tag 1); id: the error code;
+// bytes: length of the text that follows (at most kMaxAbortText).
 struct Frame {
   static constexpr size_t kSize = 4 + 1 + 1 + 2 + 4 + 4 + 8;
   FrameType type = FrameType::Eager;
@@ -48,7 +51,7 @@ struct Frame {
   // False for anything that is not a frame of this protocol.
   bool decode(const uint8_t* p) {
     if (wire::get32(p) != kFrameMagic) return false;
-    if (p[4] < static_cast<uint8_t>(FrameType::Eager) || p[4] > static_cast<uint8_t>(FrameType::Goodbye)) return false;
+    if (p[4] < static_cast<uint8_t>(FrameType::Eager) || p[4] > static_cast<uint8_t>(FrameType::Abort)) return false;
     type = static_cast<FrameType>(p[4]);
     dtype = p[5];
     comm = wire::get16(p + 6);
