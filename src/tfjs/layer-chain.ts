@@ -21,6 +21,9 @@ export interface LayerLike {
   apply(inputs: tf.Tensor, kwargs?: { training?: boolean }): unknown;
   computeOutputShape(inputShape: (number | null)[]): unknown;
   countParams(): number;
+  /** Weight regularizers' penalty functions; calculateLosses() evaluates them (new scalars). */
+  readonly losses?: readonly unknown[];
+  calculateLosses?(): tf.Scalar[];
   /** Set on a Sequential's first layer (inputShape / batchInputShape). */
   readonly batchInputShape?: ShapeLike;
   readonly inboundNodes?: readonly { readonly inboundLayers: readonly LayerLike[]; readonly outputShapes?: unknown }[];
@@ -67,6 +70,15 @@ function singleShape(shape: unknown, layer: LayerLike): ShapeLike {
   return shape as ShapeLike;
 }
 
+/** Refuses what the pipeline would otherwise silently get wrong. */
+function checkSupported(layers: readonly LayerLike[]): void {
+  layers.forEach((layer, i) => {
+    if ((layer as { activityRegularizer?: unknown }).activityRegularizer != null) {
+      throw argumentError(`layer ${i} '${layer.name}' has an activity regularizer, which PipelineModel does not support (weight regularizers are supported)`);
+    }
+  });
+}
+
 /** The model's non-input layers, checked to form a chain. */
 function chainOfModel(model: ChainModelLike): LayerChain {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) {
@@ -93,6 +105,7 @@ function chainOfModel(model: ChainModelLike): LayerChain {
   if (model.outputs[0]!.sourceLayer !== undefined && model.outputs[0]!.sourceLayer !== layers[layers.length - 1]) {
     throw argumentError('the model output is not the last layer of the chain');
   }
+  checkSupported(layers);
   return {
     layers,
     inputShape: model.inputs[0]!.shape,
@@ -119,6 +132,7 @@ function chainOfLayers(layers: readonly LayerLike[], keep: (index: number) => bo
   layers.forEach((l, i) => {
     if (!isLayer(l)) throw argumentError(`the builder's element ${i} is not a tfjs layer`);
   });
+  checkSupported(layers);
   const inputShape = layers[0]!.batchInputShape;
   if (inputShape === undefined || inputShape === null) {
     throw argumentError(`the builder's first layer '${layers[0]!.name}' needs an inputShape (or batchInputShape)`);

@@ -501,16 +501,19 @@ export class PipelineModel {
     }
     const scheduled = performance.now();
     stats.scheduleMs += scheduled - started;
+    const penalty = timed(() => this.runner.regularization());
+    if (penalty) this.accumulate(acc, penalty.grads);
     this.applyGradients(acc, compiled.optimizer);
     stats.applyMs += performance.now() - scheduled;
     stats.steps++;
     this.steps++;
-    return this.shareLogs(sums, last ? micro.reduce((n, r) => n + r.size, 0) : 0);
+    // The penalty counts once per batch: from replica 0's stages (replicas hold the same weights).
+    return this.shareLogs(sums, last ? micro.reduce((n, r) => n + r.size, 0) : 0, this.replica === 0 ? penalty?.value ?? 0 : 0);
   }
 
   private accumulate(acc: (tf.Tensor | null)[], grads: readonly (tf.Tensor | null)[]): void {
     grads.forEach((g, i) => {
-      if (g === null) return;
+      if (g === null || g === undefined) return;
       const a = acc[i] ?? null;
       if (a === null) {
         acc[i] = g;
@@ -551,16 +554,22 @@ export class PipelineModel {
     return this.reducer;
   }
 
-  /** Sums [loss, metrics...] over the last stages (other ranks add zeros) and divides by the rows. */
-  private async shareLogs(sums: Float64Array, rows: number): Promise<number[]> {
-    const v = new Float64Array(sums.length + 1);
+  /**
+   * Sums [loss, metrics...] over the last stages (other ranks add zeros) and divides by the rows;
+   * adds the regularization penalties of all stages to the loss, as tfjs-layers reports it.
+   */
+  private async shareLogs(sums: Float64Array, rows: number, penalty = 0): Promise<number[]> {
+    const v = new Float64Array(sums.length + 2);
     if (rows > 0) {
       v.set(sums);
       v[sums.length] = rows;
     }
+    v[sums.length + 1] = penalty;
     await this.comm.allreduce(v, { op: 'sum' });
     const total = v[sums.length]!;
-    return Array.from(v.subarray(0, sums.length), (s) => (total > 0 ? s / total : NaN));
+    const out = Array.from(v.subarray(0, sums.length), (s) => (total > 0 ? s / total : NaN));
+    out[0]! += v[sums.length + 1]!;
+    return out;
   }
 
   // ---- inference ----

@@ -113,6 +113,26 @@ export class PipelineStage {
     }
   }
 
+  /**
+   * The stage's weight-regularizer penalty and its gradients (null: no regularizers). tfjs-layers
+   * adds the penalties to every batch's loss; it depends on the weights only, so it is
+   * differentiated once per batch, not per micro-batch.
+   */
+  regularization(): { value: number; grads: (tf.Tensor | null)[] } | null {
+    const penalised = this.layers.filter((l) => (l.losses?.length ?? 0) > 0 && typeof l.calculateLosses === 'function');
+    if (penalised.length === 0 || this.trainable.length === 0) return null;
+    const vars = this.trainable.map((w) => w.read());
+    const { value, grads } = tf.engine().gradients(
+      () => tf.addN(penalised.flatMap((l) => l.calculateLosses!())) as tf.Scalar,
+      vars,
+      undefined,
+      true,
+    );
+    const v = value.dataSync()[0]!;
+    value.dispose();
+    return { value: v, grads: (grads as (tf.Tensor | null | undefined)[]).map((g) => g ?? null) };
+  }
+
   /** Forward only, inference mode, for predict/evaluate. */
   infer(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => this.run(x, false));
@@ -128,7 +148,7 @@ export class PipelineStage {
     }
     const { value, grads } = withSeededRandom(seed, () => tf.engine().gradients(f, xs, dy, true));
     value.dispose();
-    const all = grads as (tf.Tensor | null)[];
+    const all = (grads as (tf.Tensor | null | undefined)[]).map((g) => g ?? null);
     return { dx: wantInputGrad ? all[0] ?? null : null, grads: wantInputGrad ? all.slice(1) : all };
   }
 

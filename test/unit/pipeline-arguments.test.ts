@@ -45,6 +45,8 @@ describe('PipelineModel argument errors', () => {
     expect(() => new PipelineModel(two, { comm, stages: 1 })).toThrow(/1 inputs and 2 outputs/);
     expect(() => new PipelineModel(() => [tf.layers.dense({ units: 2 })], { comm, stages: 1 })).toThrow(/needs an inputShape/);
     expect(() => new PipelineModel({} as tf.Sequential, { comm, stages: 1 })).toThrow(/model must be a tf.Sequential/);
+    const penalisedOutput = () => [tf.layers.dense({ inputShape: [4], units: 2, activityRegularizer: tf.regularizers.l2() })];
+    expect(() => new PipelineModel(penalisedOutput, { comm, stages: 1 })).toThrow(/activity regularizer/);
   });
 
   it('a functional chain is accepted, input layers not counted', () => {
