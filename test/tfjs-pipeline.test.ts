@@ -124,3 +124,33 @@ describe('PipelineModel errors reach every rank before anything trains', () => {
     }
   }, 70_000);
 });
+
+interface StatefulResult {
+  rank: number;
+  net: string;
+  maxDiff: number;
+  weights: number;
+  repeatDiff?: number;
+  otherSeedDiff?: number;
+  movingStatsMoved?: number;
+}
+
+describe('PipelineModel with Dropout and BatchNormalization in a recomputed stage', () => {
+  it('Dropout: the recomputation uses the forward mask (equals a micro-batch reference), the same seed repeats the run', async () => {
+    const runs = expectAllOk(await runRanks<StatefulResult>('tfjs-pipeline-stateful.mjs', 2, { args: ['dropout'], timeoutMs: 60_000 }));
+    for (const r of runs) {
+      expect(r.maxDiff, `rank ${r.rank}`).toBeLessThanOrEqual(1e-6);
+      expect(r.repeatDiff, `rank ${r.rank}`).toBe(0);
+      expect(r.otherSeedDiff, `rank ${r.rank}`).toBeGreaterThan(1e-3);
+    }
+  }, 70_000);
+
+  it('BatchNormalization: per-micro-batch statistics, moving statistics updated once per micro-batch', async () => {
+    const runs = expectAllOk(await runRanks<StatefulResult>('tfjs-pipeline-stateful.mjs', 2, { args: ['batchnorm'], timeoutMs: 60_000 }));
+    for (const r of runs) {
+      expect(r.weights, `rank ${r.rank}`).toBe(8);
+      expect(r.maxDiff, `rank ${r.rank}`).toBeLessThanOrEqual(1e-6);
+      expect(r.movingStatsMoved, `rank ${r.rank}`).toBeGreaterThan(1e-2);
+    }
+  }, 70_000);
+});
