@@ -501,14 +501,14 @@ export class PipelineModel {
     }
     const scheduled = performance.now();
     stats.scheduleMs += scheduled - started;
-    const penalty = timed(() => this.runner.regularization());
+    // Weight penalties once per batch, on replica 0 only: the replicas' gradients are summed.
+    const penalty = this.replica === 0 ? timed(() => this.runner.regularization()) : null;
     if (penalty) this.accumulate(acc, penalty.grads);
     this.applyGradients(acc, compiled.optimizer);
     stats.applyMs += performance.now() - scheduled;
     stats.steps++;
     this.steps++;
-    // The penalty counts once per batch: from replica 0's stages (replicas hold the same weights).
-    return this.shareLogs(sums, last ? micro.reduce((n, r) => n + r.size, 0) : 0, this.replica === 0 ? penalty?.value ?? 0 : 0);
+    return this.shareLogs(sums, last ? micro.reduce((n, r) => n + r.size, 0) : 0, penalty?.value ?? 0);
   }
 
   private accumulate(acc: (tf.Tensor | null)[], grads: readonly (tf.Tensor | null)[]): void {
