@@ -95,6 +95,16 @@ describe('PipelineModel equals single-process training', () => {
     check(results);
     expect(results.map((r) => r.results[2]!.layerRange)).toEqual([[0, 1], [1, 2], [2, 4], [4, 5]]);
   }, 100_000);
+
+  it('2 stages x 2 data-parallel replicas on 4 ranks (each stage all-reduced in its group; replicas start from replica 0)', async () => {
+    const results = await run(4, [
+      { net: 'mlp', opt: 'adam', stages: 2, microBatches: 2, schedule: '1f1b', epochs: 3, batch: 8, rows: 20, scrambleReplicas: true },
+      { net: 'cnn', opt: 'sgd', stages: 2, microBatches: 2, schedule: 'gpipe', epochs: 3, batch: 8, rows: 16, builder: true },
+      { net: 'mlpreg', opt: 'sgd', stages: 2, microBatches: 4, schedule: 'gpipe', epochs: 3, batch: 16, rows: 24 },
+    ]);
+    check(results);
+    expect(results.map((r) => [r.results[0]!.stage, r.results[0]!.replica])).toEqual([[0, 0], [1, 0], [0, 1], [1, 1]]);
+  }, 100_000);
 });
 
 interface ErrorResult {

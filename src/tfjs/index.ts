@@ -45,7 +45,6 @@ export type {
 } from './pipeline-model.js';
 export type { LayerLike, ChainModelLike, PipelineModelSource } from './layer-chain.js';
 export type { LossOrMetricFn } from './pipeline-losses.js';
-export type { PipelineCommunicator, PointToPointOptions } from './pipeline-comm.js';
 export { pipelineSchedule, predictedBubble, simulateSchedule } from './pipeline-schedule.js';
 export type { PipelineScheduleKind, PipelineStep, SimulationCosts, SimulationResult } from './pipeline-schedule.js';
 export { balancedRanges, rangesFromSplitAt, microBatchRows } from './pipeline-split.js';

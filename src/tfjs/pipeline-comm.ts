@@ -6,20 +6,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { RingtrainError } from '../errors.js';
-import type { Communicator, CollectiveView, Dtype } from '../types.js';
+import type { Communicator } from '../types.js';
 
-export interface PointToPointOptions {
-  /** 0 <= tag < 2^31; messages between a pair are matched in order per tag. */
-  tag?: number;
-  dtype?: Dtype;
-}
-
-/** A Communicator with send/recv and split (issue 12's primitives). */
-export interface PipelineCommunicator extends Communicator {
-  send(view: CollectiveView, dst: number, options?: PointToPointOptions): Promise<void>;
-  recv<T extends CollectiveView>(view: T, src: number, options?: PointToPointOptions): Promise<T>;
-  split(color: number, key?: number): Promise<Communicator | null>;
-}
+/** The communicator a pipeline runs on: send/recv between stages, split into data-parallel groups. */
+export type PipelineCommunicator = Communicator;
 
 /** Tags of the two message streams between neighbouring stages. */
 export const ACTIVATION_TAG = 1201;
