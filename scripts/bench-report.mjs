@@ -122,13 +122,20 @@ if (collectivesFiles) {
 if (scalingFiles) {
   const docs = scalingFiles.map((f) => readReport(f)).filter((d) => d.mode === 'train' && d.efficiency !== null).sort((a, b) => a.ranks - b.ranks);
   if (!docs.length) throw new Error('--scaling: no --train --json report with an efficiency (run with -np 2 or more)');
-  const lines = ['| ranks | 1 process samples/s | n ranks samples/s | scaling efficiency (median of repeats) | load at start |', '|---:|---:|---:|---:|---:|'];
+  const lines = [
+    '| ranks | 1 process samples/s | n ranks samples/s | efficiency | = CPU share | × CPU efficiency | scaling efficiency (median of repeats) | load at start |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  const pcts = (xs) => xs.map((x) => (x === undefined ? '' : `${(x * 100).toFixed(1)}%`)).join(', ');
   const points = [[1, 1]];
   for (const d of docs) {
     const r = d.repeats;
     const one = r.map((x) => x.alone.totalSamplesPerSec);
     const all = r.map((x) => x.together.totalSamplesPerSec);
-    lines.push(`| ${d.ranks} | ${one.map((x) => x.toFixed(0)).join(', ')} | ${all.map((x) => x.toFixed(0)).join(', ')} | ${(d.efficiency * 100).toFixed(1)}% | ${d.machine.loadAtStart.toFixed(2)} |`);
+    lines.push(
+      `| ${d.ranks} | ${one.map((x) => x.toFixed(0)).join(', ')} | ${all.map((x) => x.toFixed(0)).join(', ')} | ${pcts(r.map((x) => x.efficiency))} | ` +
+        `${pcts(r.map((x) => x.factors?.cpuShare))} | ${pcts(r.map((x) => x.factors?.cpuEfficiency))} | ${(d.efficiency * 100).toFixed(1)}% | ${d.machine.loadAtStart.toFixed(2)} |`,
+    );
     points.push([d.ranks, d.efficiency]);
   }
   console.log(`${docs[0].model}, batch ${docs[0].options.batch} per rank, backend ${docs[0].backend.name} (${docs[0].backend.package})\n\n${lines.join('\n')}`);

@@ -151,6 +151,7 @@ interface TrainJson {
     alone: { ranks: number; totalSamplesPerSec: number; perRank: { rank: number }[] };
     together: { ranks: number; totalSamplesPerSec: number; perRank: { rank: number; samplesPerSec: number; stepMs: number; computeMs: number; copyMs: number; transferMs: number; waitMs: number }[] };
     efficiency: number;
+    factors: { cpuShare: number; cpuEfficiency: number };
   }[];
   efficiency: number;
 }
@@ -172,6 +173,8 @@ describe('ringtrain bench --train', () => {
     }
     expect(r!.efficiency).toBeCloseTo(r!.together.totalSamplesPerSec / (2 * r!.alone.totalSamplesPerSec), 9);
     expect(doc.efficiency).toBe(r!.efficiency);
+    // CPU share x CPU efficiency is the efficiency (up to the total using the slowest rank's time).
+    expect(r!.factors.cpuShare * r!.factors.cpuEfficiency).toBeCloseTo(r!.efficiency, 1);
     // scripts/bench-report.mjs plots the efficiency vs ranks (1 rank is 100% by definition).
     expect(plot(['--scaling'], json.stdout)).toMatch(/<polyline[^>]*points="[\d.]+,[\d.]+ [\d.]+,[\d.]+"/);
 

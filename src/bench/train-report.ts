@@ -1,6 +1,6 @@
 /** The training benchmark's report: a table per repeat and the scaling efficiency, or one JSON document. */
 import type { TrainBenchOptions } from './train-options.js';
-import type { StepSplit } from './train-stats.js';
+import type { StepSplit, efficiencyFactors } from './train-stats.js';
 
 export interface RankThroughput extends StepSplit {
   rank: number;
@@ -26,6 +26,8 @@ export interface TrainRepeat {
   /** null on a 1-rank job. */
   together: PhaseResult | null;
   efficiency: number | null;
+  /** The efficiency's two factors (train-stats.ts efficiencyFactors); null on a 1-rank job. */
+  factors: ReturnType<typeof efficiencyFactors> | null;
 }
 
 export interface TrainReport {
@@ -83,6 +85,13 @@ export function formatTrainReport(t: TrainReport): string {
       lines.push(
         `# scaling efficiency: ${r.together.totalSamplesPerSec.toFixed(1)} / (${t.ranks} x ${r.alone.totalSamplesPerSec.toFixed(1)}) = ${pct(r.efficiency!)}`,
       );
+      const f = r.factors;
+      if (f) {
+        lines.push(
+          `#   = CPU share ${pct(f.cpuShare)} (the ranks kept ${f.coresTogether.toFixed(2)} cores busy, the one process ${f.coresAlone.toFixed(2)})` +
+            ` x CPU efficiency ${pct(f.cpuEfficiency)} (CPU per sample: ${f.cpuMsPerSampleAlone.toFixed(3)} ms alone, ${f.cpuMsPerSampleTogether.toFixed(3)} ms on ${t.ranks} ranks)`,
+        );
+      }
     }
   });
   if (t.efficiency !== null && t.repeats.length > 1) {

@@ -65,3 +65,41 @@ export function median(xs: readonly number[]): number {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
+
+/** What a phase's ranks got and spent: cores kept busy (CPU time / wall time) and samples/s, per rank. */
+export interface RankCpu {
+  cpuCores: number;
+  samplesPerSec: number;
+}
+
+/**
+ * Scaling efficiency as the product of two factors, because throughput = cores busy / CPU time
+ * per sample:
+ * - cpuShare: the cores all n ranks kept busy / (n x the cores the one process kept busy). Below 1
+ *   when the machine cannot give every rank what one process got (fewer free cores than ranks, other
+ *   jobs, a lone process also using a second core for GC), or when ranks sleep waiting for each other.
+ * - cpuEfficiency: CPU time per sample of the one process / that of the n ranks. Below 1 by the CPU
+ *   the distribution itself costs: the hook's copies, the all-reduce's kernel copies and reduction,
+ *   and compute slowed by ranks sharing caches and memory bandwidth.
+ */
+export function efficiencyFactors(alone: RankCpu, together: readonly RankCpu[]): {
+  cpuShare: number;
+  cpuEfficiency: number;
+  cpuMsPerSampleAlone: number;
+  cpuMsPerSampleTogether: number;
+  coresAlone: number;
+  coresTogether: number;
+} {
+  const coresTogether = together.reduce((a, r) => a + r.cpuCores, 0);
+  const samplesTogether = together.reduce((a, r) => a + r.samplesPerSec, 0);
+  const cpuMsPerSampleAlone = alone.samplesPerSec > 0 ? (alone.cpuCores * 1000) / alone.samplesPerSec : 0;
+  const cpuMsPerSampleTogether = samplesTogether > 0 ? (coresTogether * 1000) / samplesTogether : 0;
+  return {
+    cpuShare: alone.cpuCores > 0 ? coresTogether / (together.length * alone.cpuCores) : 0,
+    cpuEfficiency: cpuMsPerSampleTogether > 0 ? cpuMsPerSampleAlone / cpuMsPerSampleTogether : 0,
+    cpuMsPerSampleAlone,
+    cpuMsPerSampleTogether,
+    coresAlone: alone.cpuCores,
+    coresTogether,
+  };
+}

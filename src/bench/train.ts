@@ -16,7 +16,7 @@ import type { Communicator } from '../types.js';
 import { loadTfjs, type LoadedTfjs } from './tfjs-loader.js';
 import type { TrainBenchOptions } from './train-options.js';
 import { formatTrainReport, trainJson, type PhaseResult, type TrainRepeat, type TrainReport } from './train-report.js';
-import { median, samplesPerSec, scalingEfficiency, splitSteps, type StepSample } from './train-stats.js';
+import { efficiencyFactors, median, samplesPerSec, scalingEfficiency, splitSteps, type StepSample } from './train-stats.js';
 
 type Tf = typeof TF;
 
@@ -211,7 +211,8 @@ export async function runTrainBench(o: TrainBenchOptions, output: { json: boolea
       }
       if (lead) {
         const efficiency = together ? scalingEfficiency(together.totalSamplesPerSec, alone!.totalSamplesPerSec, world.size) : null;
-        repeats.push({ alone: alone!, together: together ?? null, efficiency });
+        const factors = together ? efficiencyFactors(alone!.perRank[0]!, together.perRank) : null;
+        repeats.push({ alone: alone!, together: together ?? null, efficiency, factors });
       }
     }
     progress?.clear();

@@ -10,7 +10,7 @@ import { windowFor } from '../../src/bench/ping-pong.js';
 import { bandwidths, sizesToRun, type BenchRow } from '../../src/bench/sweep.js';
 import { NO_TFJS_MESSAGE, loadTfjsFrom } from '../../src/bench/tfjs-loader.js';
 import { formatTrainReport, type PhaseResult, type TrainReport } from '../../src/bench/train-report.js';
-import { median, samplesPerSec, scalingEfficiency, splitSteps } from '../../src/bench/train-stats.js';
+import { efficiencyFactors, median, samplesPerSec, scalingEfficiency, splitSteps } from '../../src/bench/train-stats.js';
 import { countWrong, decodeAt, encode, makeView, setAt } from '../../src/bench/values.js';
 import { StatusLine } from '../../src/launcher/status-line.js';
 import { PROGRESS_MARKER, ProgressLine } from '../../src/progress.js';
@@ -177,6 +177,15 @@ describe('training benchmark arithmetic', () => {
     expect(b).toEqual({ stepMs: 16, computeMs: 14, copyMs: 1, transferMs: 1, waitMs: 0 });
   });
 
+  it('factors the efficiency into the CPU share the ranks got and the CPU they spent per sample', () => {
+    // Alone: 1.2 cores busy for 1000 samples/s (1.2 ms CPU a sample). Two ranks: 1 core each, 750 samples/s each (1.333 ms).
+    const f = efficiencyFactors({ cpuCores: 1.2, samplesPerSec: 1000 }, [{ cpuCores: 1, samplesPerSec: 750 }, { cpuCores: 1, samplesPerSec: 750 }]);
+    expect(f.cpuShare).toBeCloseTo(2 / 2.4, 12);
+    expect(f.cpuMsPerSampleAlone).toBeCloseTo(1.2, 12);
+    expect(f.cpuMsPerSampleTogether).toBeCloseTo(4 / 3, 12);
+    expect(f.cpuShare * f.cpuEfficiency).toBeCloseTo(scalingEfficiency(1500, 1000, 2), 12);
+  });
+
   it('computes weak-scaling efficiency as throughput(n) / (n x throughput(1))', () => {
     expect(scalingEfficiency(1848, 1248, 2)).toBeCloseTo(0.7404, 4);
     expect(scalingEfficiency(100, 0, 2)).toBe(0);
@@ -200,7 +209,7 @@ describe('training benchmark arithmetic', () => {
       model: 'mlp: 784-64-10',
       options: { model: 'mlp', input: [784], layers: [64], filters: [], kernel: 5, classes: 10, batch: 32, steps: 100, warmupSteps: 10, repeat: 1, compression: 'none' },
       backend: { name: 'cpu', package: '@tensorflow/tfjs', label: 'pure JavaScript', version: '4.22.0' },
-      repeats: [{ alone: phase(1, 1000), together: phase(2, 900), efficiency: 0.9 }],
+      repeats: [{ alone: phase(1, 1000), together: phase(2, 900), efficiency: 0.9, factors: efficiencyFactors({ cpuCores: 1.25, samplesPerSec: 1000 }, [{ cpuCores: 1, samplesPerSec: 900 }, { cpuCores: 1, samplesPerSec: 900 }]) }],
       efficiency: 0.9,
     };
     const text = formatTrainReport(report);
@@ -209,6 +218,7 @@ describe('training benchmark arithmetic', () => {
     expect(text).toContain('50,890 parameters');
     expect(text).toMatch(/ 2 ranks\s+total\s+1800\.0/);
     expect(text).toContain('scaling efficiency: 1800.0 / (2 x 1000.0) = 90.0%');
+    expect(text).toContain('= CPU share 80.0% (the ranks kept 2.00 cores busy, the one process 1.25) x CPU efficiency 112.5%');
   });
 
   it('names the package to install when no TensorFlow.js can be found', async () => {
