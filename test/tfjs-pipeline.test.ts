@@ -146,6 +146,22 @@ interface StatefulResult {
   movingStatsMoved?: number;
 }
 
+describe('PipelineModel when a stage dies', () => {
+  it('the other stage fails at once with ERR_RINGTRAIN_PEER naming the dead rank, instead of waiting', async () => {
+    const runs = await runRanks<ErrorResult & { results: { stageDies: { ms: number } } }>('tfjs-pipeline-errors.mjs', 2, {
+      args: [JSON.stringify(['stageDies'])],
+      timeoutMs: 60_000,
+    });
+    expect(runs[1]!.code, runs[1]!.stderr).toBe(3);
+    const r = runs[0]!;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.result?.results.stageDies, r.stdout).toMatchObject({ ok: false, code: 'ERR_RINGTRAIN_PEER' });
+    expect(r.result!.results.stageDies.message).toMatch(/rank 1 \(/);
+    // Well before the 30 s communicator timeout: the dead link is noticed, not waited out.
+    expect(r.result!.results.stageDies.ms).toBeLessThan(15_000);
+  }, 70_000);
+});
+
 describe('PipelineModel with Dropout and BatchNormalization in a recomputed stage', () => {
   it('Dropout: the recomputation uses the forward mask (equals a micro-batch reference), the same seed repeats the run', async () => {
     const runs = expectAllOk(await runRanks<StatefulResult>('tfjs-pipeline-stateful.mjs', 2, { args: ['dropout'], timeoutMs: 60_000 }));
