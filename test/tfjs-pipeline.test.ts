@@ -16,6 +16,7 @@ interface Case {
   rows: number;
   builder?: boolean;
   scrambleReplicas?: boolean;
+  validation?: boolean;
 }
 
 interface CaseResult {
@@ -79,9 +80,11 @@ describe('PipelineModel equals single-process training', () => {
       { net: 'mlp', opt: 'adam', stages: 2, microBatches: 4, schedule: 'gpipe', epochs: 3, batch: 8, rows: 24 },
       { net: 'mlpreg', opt: 'sgd', stages: 2, microBatches: 2, schedule: '1f1b', epochs: 3, batch: 8, rows: 16 },
       { net: 'cnn', opt: 'sgd', stages: 2, microBatches: 2, schedule: 'gpipe', epochs: 3, batch: 8, rows: 16, builder: true },
-      { net: 'cnn', opt: 'adam', stages: 2, microBatches: 4, schedule: '1f1b', epochs: 3, batch: 8, rows: 16 },
+      { net: 'cnn', opt: 'adam', stages: 2, microBatches: 4, schedule: '1f1b', epochs: 3, batch: 8, rows: 16, validation: true },
     ]);
     check(results);
+    // validationData: val_loss and val_acc every epoch, as model.fit reports them (compared in check).
+    expect(Object.keys(results[0]!.results[4]!.history).sort()).toEqual(['acc', 'loss', 'val_acc', 'val_loss']);
     expect(results.map((r) => r.results[0]!.layerRange)).toEqual([[0, 1], [1, 2]]);
   }, 100_000);
 

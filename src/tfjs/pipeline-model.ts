@@ -396,7 +396,7 @@ export class PipelineModel {
       const logs: PipelineLogs = {};
       keys.forEach((k, i) => (logs[k] = sums[i]! / rows));
       if (args.validationData) {
-        const val = await this.evaluateValues(args.validationData[0], args.validationData[1], batchSize, 'fit');
+        const val = await this.evaluateValues(args.validationData[0], args.validationData[1], batchSize);
         keys.forEach((k, i) => (logs[`val_${k}`] = val[i]!));
       }
       history.epoch.push(epoch);
@@ -603,7 +603,7 @@ export class PipelineModel {
     }
   }
 
-  private async evaluateValues(xs: tf.Tensor, ys: tf.Tensor, batchSize: number, who: string): Promise<number[]> {
+  private async evaluateValues(xs: tf.Tensor, ys: tf.Tensor, batchSize: number): Promise<number[]> {
     const compiled = this.compiled!;
     const sums = new Float64Array(1 + compiled.metrics.length);
     let counted = 0;
@@ -620,7 +620,6 @@ export class PipelineModel {
       values.dispose();
       counted += rows.length;
     });
-    void who;
     return this.shareLogs(sums, counted);
   }
 
@@ -632,7 +631,7 @@ export class PipelineModel {
       this.checkData('.evaluate', xs, ys);
       if (!Number.isInteger(batchSize) || batchSize < 1) throw argumentError('.evaluate', `batchSize must be an integer >= 1, got ${batchSize}`);
     });
-    const values = await this.evaluateValues(xs, ys, batchSize, 'evaluate');
+    const values = await this.evaluateValues(xs, ys, batchSize);
     const scalars = values.map((v) => tf.scalar(v));
     return scalars.length === 1 ? scalars[0]! : scalars;
   }
