@@ -17,6 +17,8 @@ interface Case {
   builder?: boolean;
   scrambleReplicas?: boolean;
   validation?: boolean;
+  shuffle?: boolean;
+  seed?: number;
 }
 
 interface CaseResult {
@@ -74,11 +76,11 @@ describe('PipelineModel equals single-process training', () => {
     check(results);
   }, 100_000);
 
-  it('2 stages on 2 ranks (GPipe and 1F1B; SGD and Adam; MLP, MLP with L2 penalties and CNN; model and layer builder)', async () => {
+  it('2 stages on 2 ranks (GPipe and 1F1B; SGD and Adam; MLP, MLP with L2 penalties and CNN; model and layer builder; seeded shuffle; validationData)', async () => {
     const results = await run(2, [
       { net: 'mlp', opt: 'sgd', stages: 2, microBatches: 4, schedule: '1f1b', epochs: 3, batch: 8, rows: 20 },
       { net: 'mlp', opt: 'adam', stages: 2, microBatches: 4, schedule: 'gpipe', epochs: 3, batch: 8, rows: 24 },
-      { net: 'mlpreg', opt: 'sgd', stages: 2, microBatches: 2, schedule: '1f1b', epochs: 3, batch: 8, rows: 16 },
+      { net: 'mlpreg', opt: 'sgd', stages: 2, microBatches: 2, schedule: '1f1b', epochs: 3, batch: 8, rows: 16, shuffle: true, seed: 9 },
       { net: 'cnn', opt: 'sgd', stages: 2, microBatches: 2, schedule: 'gpipe', epochs: 3, batch: 8, rows: 16, builder: true },
       { net: 'cnn', opt: 'adam', stages: 2, microBatches: 4, schedule: '1f1b', epochs: 3, batch: 8, rows: 16, validation: true },
     ]);
