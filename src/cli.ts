@@ -8,11 +8,14 @@
  */
 import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import yargs, { type Argv } from 'yargs';
 import { parsePortRange } from './address.js';
 import { RingtrainError } from './errors.js';
 import { parseHostList, readHostfile, type HostEntry } from './launcher/hostfile.js';
+import { elasticSettings } from './launcher/elastic-settings.js';
+import { runDiscoveryScript } from './launcher/host-discovery.js';
 import { Launcher, type LaunchOptions } from './launcher/launcher.js';
 import { runAgent } from './doctor/agent.js';
 import { runDoctor } from './doctor/doctor.js';
@@ -32,6 +35,7 @@ function normalizeArgs(args: readonly string[]): string[] {
     if (!inCommand && a === '--') inCommand = true;
     if (!inCommand && a === '-np') out.push('--np');
     else if (!inCommand && a.startsWith('-np=')) out.push(`--np=${a.slice(4)}`);
+    else if (!inCommand && (a === '-min-np' || a === '-max-np')) out.push(`-${a}`);
     else out.push(a);
   }
   return out;
@@ -140,6 +144,11 @@ function parser(args: string[]) {
       describe: 'Stop the job when the process that started ringtrain exits (default: when npx, npm, yarn or pnpm started it)',
     })
     .option('preflight', { type: 'boolean', default: false, describe: 'First check login and reachability of every host (the quick part of ringtrain doctor); a broken cluster fails in seconds' })
+    .option('min-np', { type: 'string', describe: 'Elastic job: go on while at least this many ranks live (a lost rank re-forms the world from the survivors)' })
+    .option('max-np', { type: 'string', describe: 'Elastic job: at most this many ranks (default -np)' })
+    .option('host-discovery-script', { type: 'string', describe: 'Elastic job: command printing the available hosts (host:slots lines), run every few seconds' })
+    .option('discovery-interval', { type: 'string', describe: 'Elastic job: seconds between runs of the host discovery script (default 3)' })
+    .option('elastic-timeout', { type: 'string', describe: 'Elastic job: seconds for survivors to leave a broken world and for the next to form (default 30)' })
     .epilog(
       'Examples:\n' +
         '  ringtrain -np 4 -- node train.js                      # 4 ranks on this machine\n' +
@@ -149,7 +158,8 @@ function parser(args: string[]) {
         '                                                        # 2 hosts x 2 ranks, SEED exported\n' +
         '  ringtrain --hosts hosts.txt --network-interface eth0 --port-range 29500-29600 -- node train.js\n' +
         '                                                        # firewalled cluster\n' +
-        '  ringtrain -H node1,node2 bench                        # all-reduce benchmark, 2 hosts\n\n' +
+        '  ringtrain -H node1,node2 bench                        # all-reduce benchmark, 2 hosts\n' +
+        '  ringtrain -np 4 --min-np 2 -- node train.js           # elastic: goes on with 2..4 ranks\n\n' +
         'hosts.txt:\n' +
         '  # Open MPI style, Horovod style, or a bare host (1 slot)\n' +
         '  node1 slots=2\n' +
@@ -401,7 +411,34 @@ async function main(): Promise<number> {
   if (command.length === 0) throw new UsageError('no command given: ringtrain [options] -- <command> [args...] (or bench)');
 
   const settings = await hostSettings(argv);
+  const discoveryScript = argv['host-discovery-script'];
+  if (discoveryScript !== undefined) {
+    if (argv['min-np'] === undefined) throw new UsageError('--host-discovery-script needs --min-np (an elastic job)');
+    if (settings.hosts === undefined) {
+      // Alone, the script's first answer is the starting set of hosts.
+      try {
+        settings.hosts = await runDiscoveryScript(discoveryScript);
+      } catch (e) {
+        throw new Error(`the host discovery script ${discoveryScript} ${(e as Error).message}`);
+      }
+      if (settings.hosts.length === 0) throw new Error(`the host discovery script ${discoveryScript} printed no hosts: nothing to start`);
+      settings.hostsWhat = `the host discovery script ${discoveryScript}`;
+    }
+  }
+  const interval = numberOption(argv['discovery-interval'], '--discovery-interval', { min: 0, allowMin: false });
+  if (interval !== undefined && discoveryScript === undefined) throw new UsageError('--discovery-interval needs --host-discovery-script');
   const np = numberOption(argv.np, '-np', { integer: true, min: 1 });
+  const startNp = np ?? (settings.hosts ? settings.hosts.reduce((n, h) => n + h.slots, 0) : os.availableParallelism());
+  const elastic = elasticSettings(
+    startNp,
+    numberOption(argv['min-np'], '--min-np', { integer: true, min: 1 }),
+    numberOption(argv['max-np'], '--max-np', { integer: true, min: 1 }),
+    numberOption(argv['elastic-timeout'], '--elastic-timeout', { min: 0, allowMin: false }),
+  );
+  if (elastic && discoveryScript !== undefined) {
+    elastic.discoveryScript = discoveryScript;
+    elastic.discoveryIntervalS = interval;
+  }
   const startTimeoutS = numberOption(argv['start-timeout'], '--start-timeout', { min: 0 }) ?? 30;
   const timeoutS = numberOption(argv.timeout, '--timeout', { min: 0, allowMin: false });
   prepareOutputDir(argv['output-dir']);
@@ -420,6 +457,7 @@ async function main(): Promise<number> {
     tagOutput: argv['tag-output'],
     verbose: argv.verbose,
     exitWithParent: argv['exit-with-parent'],
+    elastic,
   };
   if (argv.preflight) {
     const failed = await preflight(options);

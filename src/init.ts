@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { formatHostPort } from './address.js';
 import { RingCommunicator, type OperationObserver } from './communicator.js';
+import { elasticClient } from './elastic-client.js';
 import { resolveContract, type RankContract } from './contract.js';
 import { RingtrainError } from './errors.js';
 import { hostIdentity, localPlacement } from './host-identity.js';
@@ -101,6 +102,14 @@ async function initOnce(given: InitOptions | undefined): Promise<Communicator> {
   }
   const options = given ?? {};
   const env = options.env ?? process.env;
+  // Elastic job (ringtrain --min-np): the launcher hands out every world, the first one included.
+  const elastic = options.rank === undefined ? elasticClient(env) : undefined;
+  if (elastic) {
+    const w = await elastic.nextWorld(defaultCommunicator ? 'left the previous world' : 'starting');
+    // Each world has a rendezvous of its own, met once: a port used again later is a new server.
+    generations.delete(w.addr);
+    return initOnce({ ...options, rank: w.rank, size: w.size, localRank: w.localRank, localSize: w.localSize, addr: w.addr, token: w.token });
+  }
   const c = resolveContract(options);
   const binding = loadNative();
   const timeline = Timeline.fromEnv(env, c.rank);

@@ -17,8 +17,15 @@ import { formatHost, type HostEntry } from './hostfile.js';
 import { identifyMachines, layoutError, localJobAddress, type Machine } from './machines.js';
 import { checkPortBudget } from './port-budget.js';
 import { watchStarter } from './starter-watch.js';
+import { DEFAULT_ELASTIC_TIMEOUT_S, ELASTIC_ADDR_ENV, ELASTIC_ID_ENV, ELASTIC_TIMEOUT_ENV } from '../elastic-protocol.js';
+import type { RendezvousServer } from '../rendezvous.js';
+import { ElasticControlServer } from './elastic-control.js';
+import { ElasticCoordinator } from './elastic-coordinator.js';
+import { ElasticHostPool } from './elastic-hosts.js';
+import { DEFAULT_DISCOVERY_INTERVAL_S, HostDiscovery } from './host-discovery.js';
+import { isLocalHost } from './local-addresses.js';
 import { RankProcess, type RankExit } from './rank-process.js';
-import { listenRendezvous, planRendezvous } from './rendezvous-address.js';
+import { listenRendezvous, planRendezvous, type RendezvousPlan } from './rendezvous-address.js';
 import { localMachine, placeRanks, type RankPlacement } from './slots.js';
 import { localRankArgv, shellQuote, sshFailureHint, sshRankArgv, type SshSettings } from './ssh-command.js';
 import { StatusLine } from './status-line.js';
@@ -56,12 +63,25 @@ export interface LaunchOptions {
    * not pass SIGTERM on; false: never.
    */
   exitWithParent?: boolean | undefined;
+  /** Elastic job (--min-np): a rank's loss re-forms the world from the survivors instead of ending the job. */
+  elastic?: ElasticOptions | undefined;
+}
+
+export interface ElasticOptions {
+  minNp: number;
+  maxNp: number;
+  /** --host-discovery-script: run every intervalS seconds; its hosts are the job's from then on. */
+  discoveryScript?: string | undefined;
+  discoveryIntervalS?: number | undefined;
+  /** Seconds for survivors to leave a broken world, and for the next world to form (--elastic-timeout). */
+  timeoutS: number;
 }
 
 /** Variables the launcher sets itself: never inherited from its own environment. */
 const CONTRACT_VARS = [
   'RINGTRAIN_RANK', 'RINGTRAIN_SIZE', 'RINGTRAIN_LOCAL_RANK', 'RINGTRAIN_LOCAL_SIZE', 'RINGTRAIN_ADDR',
   'RINGTRAIN_TOKEN', 'RINGTRAIN_IFACE', 'RINGTRAIN_TIMEOUT_MS', 'RINGTRAIN_PORT_RANGE', 'RINGTRAIN_LAUNCHER', PROGRESS_ENV,
+  ELASTIC_ADDR_ENV, ELASTIC_ID_ENV, ELASTIC_TIMEOUT_ENV,
 ];
 /** Other engines' rank variables: inherited by a local rank they would contradict its contract. */
 const FOREIGN_RANK_VARS = FOREIGN_CONTRACT_VARIABLES;
@@ -109,6 +129,11 @@ export class Launcher {
   private readonly watchers: Promise<void>[] = [];
   private rendezvous: RendezvousServer | undefined;
   private startedAt = 0;
+  private elastic: ElasticCoordinator | undefined;
+  private discovery: HostDiscovery | undefined;
+  private hostPool: ElasticHostPool | undefined;
+  /** Why the launcher stopped a worker (elastic), for the summary. */
+  private readonly stopReasons = new Map<number, string>();
 
   constructor(private readonly options: LaunchOptions) {
     this.out = options.stdout ?? ((t) => void process.stdout.write(t));
@@ -149,6 +174,127 @@ export class Launcher {
 
     const token = randomBytes(32).toString('hex');
     const startTimeoutMs = o.startTimeoutS > 0 ? Math.min(o.startTimeoutS * 1000, 2_147_483_647) : 2_147_483_647;
+    let server: { port: number; close(): Promise<void> };
+    if (o.elastic) {
+      server = await this.startElastic(o.elastic, token, plan, hosts, startTimeoutMs);
+    } else {
+      server = await this.listenOnce(size, token, plan, hosts.length, placements, machineOf);
+    }
+
+    if (o.outputDir) mkdirSync(o.outputDir, { recursive: true });
+    this.spawnSettings = { token, startTimeoutMs, port: server.port, size };
+    for (const p of placements) {
+      const isRemote = !local.get(p.host);
+      this.addRank(p, isRemote, isRemote ? plan.advertiseTo.get(p.host.host)! : plan.advertiseLocal);
+    }
+
+    const removeSignalHandlers = o.handleSignals === false ? () => undefined : this.handleSignals();
+    const stopWatchingStarter = this.watchStarter();
+    const startTimer = setTimeout(() => this.checkStarted(size, startTimeoutMs), startTimeoutMs);
+    this.elastic?.start();
+    try {
+      await this.startAll();
+      this.discovery?.start();
+      // Workers started later (host discovery) add watchers while the first ones are awaited.
+      for (let n = -1; n !== this.watchers.length; ) {
+        n = this.watchers.length;
+        await Promise.all(this.watchers);
+      }
+    } finally {
+      clearTimeout(startTimer);
+      this.discovery?.stop();
+      removeSignalHandlers();
+      stopWatchingStarter();
+      await server.close();
+    }
+
+    this.status?.show('');
+    if (o.timeline !== undefined) this.mergeTimeline(path.resolve(o.cwd, o.timeline), size);
+    const hostCount = hosts.length;
+    const wall = seconds(Date.now() - this.startedAt);
+    if (this.elastic) for (const line of this.elastic.summary()) this.say(line);
+    if (this.failure) {
+      const stoppedBy = this.failure.signal ?? this.failure.stoppedBy;
+      const what = stoppedBy ? `stopped by ${stoppedBy}` : 'job failed';
+      this.say(`${what} after ${wall} (${size} rank(s) on ${hostCount} host(s)); exit code ${this.failure.exitCode}`);
+      return this.failure.exitCode;
+    }
+    if (this.elastic) {
+      const lost = this.elastic.lost.length;
+      this.say(`${this.elastic.members.length} rank(s) of the last world finished in ${wall} (${this.ranks.length} worker(s) started, ${lost} lost on the way)`);
+      return 0;
+    }
+    this.say(`${size} rank(s) on ${hostCount} host(s) finished in ${wall}`);
+    return 0;
+  }
+
+  private spawnSettings = { token: '', startTimeoutMs: 0, port: 0, size: 0 };
+
+  /** Creates (does not start) the process of one rank; `advertise`: the launcher's address as its host sees it. */
+  private addRank(p: RankPlacement, isRemote: boolean, advertise: string): RankProcess {
+    const o = this.options;
+    const { token, startTimeoutMs, port, size } = this.spawnSettings;
+    this.remoteRank.set(p.rank, isRemote);
+    const env = this.rankEnv(p, size, formatHostPort(advertise, port));
+    if (this.elastic) this.elastic.addWorker(p.rank, formatHost(p.host), this.hostOrder.get(formatHost(p.host)) ?? this.hostOrder.size, p.localRank);
+    const argv = isRemote
+      ? sshRankArgv({ ...o.ssh, connectTimeoutS: Math.min(10, startTimeoutMs / 1000), verbose: o.verbose }, formatHost(p.host), o.cwd, env, o.command)
+      : localRankArgv(env, o.command);
+    this.verbose(
+      `rank ${p.rank} on ${formatHost(p.host)}${isRemote ? ' (ssh)' : ' (local)'}: ${['env', ...env.map(([k, v]) => `${k}=${v}`), ...o.command].map(shellQuote).join(' ')}`,
+    );
+    const r = new RankProcess({
+      placement: p,
+      remote: isRemote,
+      argv,
+      cwd: o.cwd,
+      env: isRemote ? process.env : this.localEnv(),
+      token,
+      tagOutput: o.tagOutput,
+      logFile: o.outputDir ? path.join(o.outputDir, `rank.${p.rank}.log`) : undefined,
+      stdout: this.out,
+      stderr: this.err,
+      progress: this.status ? (text) => this.status!.show(text ? `[${p.rank}] ${text}` : '') : undefined,
+    });
+    this.ranks.push(r);
+    return r;
+  }
+
+  /** Elastic job with host discovery: starts one more worker on `host` (it joins at the ranks' next commit). */
+  private async spawnWorker(host: HostEntry, localRank: number): Promise<void> {
+    const name = formatHost(host);
+    if (!this.hostOrder.has(name)) this.hostOrder.set(name, this.hostOrder.size);
+    let remote = this.hostIsRemote.get(name);
+    if (remote === undefined) {
+      remote = !(await isLocalHost(host.host));
+      this.hostIsRemote.set(name, remote);
+    }
+    let advertise = this.plan!.advertiseLocal;
+    if (remote) {
+      const plan = await planRendezvous([host], this.options.networkInterface, this.plan!.advertiseLocal);
+      advertise = plan.advertiseTo.get(host.host) ?? advertise;
+    }
+    if (this.stopping) return;
+    const id = this.ranks.length;
+    const r = this.addRank({ rank: id, host, localRank, localSize: host.slots }, remote, advertise);
+    this.say(`elastic: starting worker ${id} on ${name} (slot ${localRank})`);
+    r.start();
+    this.watchers.push(this.watch(r));
+  }
+
+  private readonly hostIsRemote = new Map<string, boolean>();
+  private plan: RendezvousPlan | undefined;
+
+  /** The one rendezvous of a non-elastic job. */
+  private async listenOnce(
+    size: number,
+    token: string,
+    plan: RendezvousPlan,
+    hostCount: number,
+    placements: readonly RankPlacement[],
+    machineOf: ReadonlyMap<HostEntry, Machine>,
+  ): Promise<RendezvousServer> {
+    const o = this.options;
     const server = await listenRendezvous(
       {
         size,
@@ -168,7 +314,7 @@ export class Launcher {
       },
       o.portRange,
     );
-    this.verbose(`rendezvous listening on ${formatHostPort(server.host, server.port)}; ${size} rank(s) on ${hosts.length} host(s)`);
+    this.verbose(`rendezvous listening on ${formatHostPort(server.host, server.port)}; ${size} rank(s) on ${hostCount} host(s)`);
     // The server stays open until the job ends: closing it destroys its sockets, which could cut
     // off a large table still being sent. After the first table it serves the ranks' later init()s.
     this.rendezvous = server;
@@ -178,60 +324,87 @@ export class Launcher {
       (e: Error) => this.fail({ message: e.message.replace(/^ringtrain: /, ''), exitCode: (e as RingtrainError).code === 'ERR_RINGTRAIN_ARGUMENT' ? 2 : 1 }),
     );
 
-    if (o.outputDir) mkdirSync(o.outputDir, { recursive: true });
-    for (const p of placements) {
-      const isRemote = !local.get(p.host);
-      this.remoteRank.set(p.rank, isRemote);
-      const advertise = isRemote ? plan.advertiseTo.get(p.host.host)! : plan.advertiseLocal;
-      const env = this.rankEnv(p, size, formatHostPort(advertise, server.port));
-      const argv = isRemote
-        ? sshRankArgv({ ...o.ssh, connectTimeoutS: Math.min(10, startTimeoutMs / 1000), verbose: o.verbose }, formatHost(p.host), o.cwd, env, o.command)
-        : localRankArgv(env, o.command);
-      this.verbose(
-        `rank ${p.rank} on ${formatHost(p.host)}${isRemote ? ' (ssh)' : ' (local)'}: ${['env', ...env.map(([k, v]) => `${k}=${v}`), ...o.command].map(shellQuote).join(' ')}`,
-      );
-      this.ranks.push(
-        new RankProcess({
-          placement: p,
-          remote: isRemote,
-          argv,
-          cwd: o.cwd,
-          env: isRemote ? process.env : this.localEnv(),
-          token,
-          tagOutput: o.tagOutput,
-          logFile: o.outputDir ? path.join(o.outputDir, `rank.${p.rank}.log`) : undefined,
-          stdout: this.out,
-          stderr: this.err,
-          progress: this.status ? (text) => this.status!.show(text ? `[${p.rank}] ${text}` : '') : undefined,
-        }),
-      );
-    }
+    return server;
+  }
 
-    const removeSignalHandlers = o.handleSignals === false ? () => undefined : this.handleSignals();
-    const stopWatchingStarter = this.watchStarter();
-    const startTimer = setTimeout(() => this.checkStarted(size, startTimeoutMs), startTimeoutMs);
-    try {
-      await this.startAll();
-      await Promise.all(this.watchers);
-    } finally {
-      clearTimeout(startTimer);
-      removeSignalHandlers();
-      stopWatchingStarter();
-      await server.close();
+  /** Elastic job: the control server the ranks ask for worlds, and the coordinator that forms them. */
+  private async startElastic(
+    e: ElasticOptions,
+    token: string,
+    plan: RendezvousPlan,
+    hosts: readonly HostEntry[],
+    startTimeoutMs: number,
+  ): Promise<{ port: number; close(): Promise<void> }> {
+    const o = this.options;
+    let control: ElasticControlServer | undefined;
+    const coordinator = new ElasticCoordinator(
+      { minNp: e.minNp, maxNp: e.maxNp, reformTimeoutMs: e.timeoutS * 1000, startTimeoutMs },
+      () => control!,
+      {
+        say: (m) => this.say(m),
+        verbose: (m) => this.verbose(m),
+        advertiseFor: (host) => plan.advertiseTo.get(host) ?? plan.advertiseLocal,
+        listen: (size, genToken, timeoutMs) =>
+          listenRendezvous(
+            {
+              size,
+              token: genToken,
+              host: plan.bind,
+              timeoutMs,
+              onReject: (remote, reason) => this.verbose(`rendezvous refused a connection from ${remote}: ${reason}`),
+            },
+            o.portRange,
+          ),
+        stopWorker: (id) => this.stopOne(id),
+        fail: (message) => this.fail({ message, exitCode: 1 }),
+      },
+      this.startedAt,
+    );
+    control = await ElasticControlServer.listen(plan.bind, o.portRange, token, {
+      onNext: (id, after, reason) => coordinator.onNext(id, after, reason),
+      onReject: (remote, reason) => this.say(`warning: elastic control server refused a connection from ${remote}: ${reason}`),
+    });
+    this.elastic = coordinator;
+    if (e.discoveryScript !== undefined) {
+      const pool = new ElasticHostPool(e.maxNp, {
+        live: () =>
+          this.ranks
+            .filter((r) => r.running && !this.stopReasons.has(r.rank))
+            .map((r) => ({ id: r.rank, host: formatHost(r.placement.host), localRank: r.placement.localRank })),
+        spawn: (host, localRank) => this.spawnWorker(host, localRank),
+        stop: (id, why) => {
+          this.say(`elastic: worker ${id} ${why}`);
+          this.stopOne(id, why);
+        },
+        say: (m) => this.say(m),
+        accepting: () => !this.stopping && !coordinator.over,
+      });
+      this.hostPool = pool;
+      this.discovery = new HostDiscovery(e.discoveryScript, (e.discoveryIntervalS ?? DEFAULT_DISCOVERY_INTERVAL_S) * 1000, (h) => pool.update(h), (m) => this.say(m));
     }
+    this.hostOrder = new Map(hosts.map((h, i) => [formatHost(h), i]));
+    this.plan = plan;
+    this.verbose(`elastic control server on ${formatHostPort(plan.bind, control.port)} (min ${e.minNp}, max ${e.maxNp} ranks)`);
+    const closeControl = control;
+    return {
+      port: control.port,
+      close: async () => {
+        await coordinator.close();
+        await closeControl.close();
+      },
+    };
+  }
 
-    this.status?.show('');
-    if (o.timeline !== undefined) this.mergeTimeline(path.resolve(o.cwd, o.timeline), size);
-    const hostCount = hosts.length;
-    const wall = seconds(Date.now() - this.startedAt);
-    if (this.failure) {
-      const stoppedBy = this.failure.signal ?? this.failure.stoppedBy;
-      const what = stoppedBy ? `stopped by ${stoppedBy}` : 'job failed';
-      this.say(`${what} after ${wall} (${size} rank(s) on ${hostCount} host(s)); exit code ${this.failure.exitCode}`);
-      return this.failure.exitCode;
-    }
-    this.say(`${size} rank(s) on ${hostCount} host(s) finished in ${wall}`);
-    return 0;
+  private hostOrder = new Map<string, number>();
+
+  /** Stops one rank's process (elastic: lost or not wanted), gently first. */
+  private stopOne(id: number, why = 'stopped by the launcher'): void {
+    const r = this.ranks.find((x) => x.rank === id);
+    if (!r || !r.running) return;
+    if (!this.stopReasons.has(id)) this.stopReasons.set(id, why);
+    r.closeStdin();
+    setTimeout(() => r.signal('SIGTERM'), GRACE_EOF_MS).unref();
+    setTimeout(() => r.signal('SIGKILL'), GRACE_EOF_MS + GRACE_TERM_MS).unref();
   }
 
   /** Merges the per-rank trace files this machine can see (remote ranks write theirs on their host, at the same path). */
@@ -252,6 +425,20 @@ export class Launcher {
   }
 
   private rankEnv(p: RankPlacement, size: number, addr: string): [string, string][] {
+    if (this.elastic) {
+      // Elastic: the rank asks the control server at `addr` for each world (its first one too).
+      return [
+        ...this.commonEnv(p, size).filter(([k]) => k !== 'RINGTRAIN_ADDR'),
+        [ELASTIC_ADDR_ENV, addr],
+        [ELASTIC_ID_ENV, String(p.rank)],
+        [ELASTIC_TIMEOUT_ENV, String(Math.round((this.options.elastic?.timeoutS ?? DEFAULT_ELASTIC_TIMEOUT_S) * 1000))],
+      ];
+    }
+    return this.commonEnv(p, size, addr);
+  }
+
+  private commonEnv(p: RankPlacement, size: number, addr = ''): [string, string][] {
+
     const o = this.options;
     const env: [string, string][] = [];
     // Other RINGTRAIN_* settings of the launcher's environment (segment size, stall warning) reach every rank.
@@ -312,7 +499,15 @@ export class Launcher {
     const code = exitCodeOf(exit);
     this.verbose(`rank ${r.rank} exited with code ${code}${exit.started ? '' : ' before starting'}`);
     this.rendezvous?.departed(r.rank, `rank ${r.rank} exited with code ${code}`);
+    if (this.elastic) {
+      const ok = code === 0 && !exit.signal;
+      const stoppedWhy = this.stopReasons.get(r.rank);
+      if (!ok && stoppedWhy === undefined) this.hostPool?.workerFailed(formatHost(r.placement.host));
+      this.elastic.exited(r.rank, ok, stoppedWhy ?? (ok ? 'exited with code 0' : this.describeExit(r, exit)));
+      return;
+    }
     if (code === 0 && !exit.signal) return;
+
     const p = r.placement;
     this.fail({ message: `rank ${r.rank} on ${formatHost(p.host)} ${this.describeExit(r, exit)}`, exitCode: code });
   }
@@ -338,7 +533,7 @@ export class Launcher {
   }
 
   private checkStarted(size: number, startTimeoutMs: number): void {
-    if (this.stopping || this.joined.size === size) return;
+    if (this.stopping || this.joined.size === size || this.elastic) return;
     const missing = this.ranks.filter((r) => !this.joined.has(r.rank));
     const stillRunning = missing.filter((r) => r.running);
     if (stillRunning.length === 0 && this.joined.size === 0) return; // nothing waits on a rendezvous

@@ -26,7 +26,10 @@ export const DEFAULT_PIPELINE_BYTES = 1024 * 1024;
 export const PIPELINE_BYTES_ENV = 'RINGTRAIN_PIPELINE_BYTES';
 
 export interface DistributedOptimizerOptions {
-  /** Default: the communicator made by init(). */
+  /**
+   * Default: the communicator of the last init(), looked up on every step, so that in an elastic
+   * job (runElastic) the optimizer follows each new world without being rebuilt.
+   */
   comm?: Communicator;
   /** `avg` (default) divides the sum by the number of ranks, matching one big batch with a mean loss. */
   op?: 'avg' | 'sum';
@@ -90,7 +93,7 @@ export function isDistributedOptimizer(value: unknown): boolean {
 
 export class DistributedOptimizer extends tf.Optimizer {
   readonly inner: tf.Optimizer;
-  readonly comm: Communicator;
+  private readonly fixedComm: Communicator | undefined;
   readonly op: 'avg' | 'sum';
   readonly compression: GradientCompression;
   readonly fusionBytes: number;
@@ -115,13 +118,15 @@ export class DistributedOptimizer extends tf.Optimizer {
     const k = options.backwardPassesPerStep ?? 1;
     if (!Number.isInteger(k) || k < 1) throw argumentError(`backwardPassesPerStep must be an integer >= 1, got ${k}`);
     this.inner = inner;
-    this.comm = resolveCommunicator(options.comm, 'DistributedOptimizer');
+    // Checked now so a missing init() fails here; without an explicit comm, every step takes the current one.
+    resolveCommunicator(options.comm, 'DistributedOptimizer');
+    this.fixedComm = options.comm;
     this.op = op;
     this.compression = compression;
     this.fusionBytes = resolveBytes(options.fusionBytes, 'fusionBytes', FUSION_BYTES_ENV, DEFAULT_FUSION_BYTES, 1);
     this.pipelineBytes = resolveBytes(options.pipelineBytes, 'pipelineBytes', PIPELINE_BYTES_ENV, DEFAULT_PIPELINE_BYTES, 0);
     this.backwardPassesPerStep = k;
-    this.reducer = new GradientReducer(this.comm, {
+    this.reducer = new GradientReducer(() => this.comm, {
       op,
       compression,
       fusionBytes: this.fusionBytes,
@@ -129,6 +134,11 @@ export class DistributedOptimizer extends tf.Optimizer {
       backwardPassesPerStep: k,
     });
     wrappers.add(this);
+  }
+
+  /** The communicator the next step reduces over: the one given, else the current world's. */
+  get comm(): Communicator {
+    return resolveCommunicator(this.fixedComm, 'DistributedOptimizer');
   }
 
   /** Time and bytes spent all-reducing so far. */
@@ -209,6 +219,25 @@ export class DistributedOptimizer extends tf.Optimizer {
 
   override get iterations(): number {
     return this.inner.iterations;
+  }
+
+  /**
+   * As tf.Optimizer's, but the gradients and the loss are freed when the all-reduce fails too (a
+   * lost peer in an elastic job must not leak a step's tensors).
+   */
+  override minimize(f: () => tf.Scalar, returnCost = false, varList?: tf.Variable[]): tf.Scalar | null {
+    const { value, grads } = this.computeGradients(f, varList);
+    try {
+      this.applyGradients(varList != null ? varList.map((v) => ({ name: v.name, tensor: grads[v.name]! })) : grads);
+    } catch (e) {
+      value.dispose();
+      throw e;
+    } finally {
+      tf.dispose(grads);
+    }
+    if (returnCost) return value;
+    value.dispose();
+    return null;
   }
 
   override computeGradients(f: () => tf.Scalar, varList?: tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {

@@ -89,9 +89,14 @@ function planKey(grads: readonly (tf.Tensor | null)[]): string {
 export class GradientReducer {
   readonly stats: ReducerStats = { steps: 0, buckets: 0, collectives: 0, bytes: 0, allreduceMs: 0, gatherMs: 0, scatterMs: 0 };
   private plan: Plan | undefined;
+  /** The communicator of the current call: the world may change between calls (elastic jobs). */
+  private comm!: Communicator;
+  /** Whose ranks agreed on `plan`: a new world agrees again. */
+  private planComm: Communicator | undefined;
 
   constructor(
-    private readonly comm: Communicator,
+    /** A communicator, or where to find the current one on each call (elastic jobs). */
+    private readonly world: Communicator | (() => Communicator),
     private readonly options: ReducerOptions,
   ) {}
 
@@ -101,6 +106,7 @@ export class GradientReducer {
    * structure changed) checks that across ranks and throws ERR_RINGTRAIN_MISMATCH on every rank.
    */
   reduce(grads: readonly (tf.Tensor | null)[]): (tf.Tensor | null)[] {
+    this.comm = typeof this.world === 'function' ? this.world() : this.world;
     const plan = this.planFor(grads);
     const out: (tf.Tensor | null)[] = grads.map(() => null);
     const buckets = plan.buckets;
@@ -178,7 +184,7 @@ export class GradientReducer {
 
   private planFor(grads: readonly (tf.Tensor | null)[]): Plan {
     const key = planKey(grads);
-    if (this.plan?.key === key) return this.plan;
+    if (this.plan?.key === key && this.planComm === this.comm) return this.plan;
     const bytesPer = this.options.compression === 'fp16' ? 2 : 4;
     const limit = Math.max(1, Math.floor(this.options.fusionBytes / bytesPer));
     const buckets: Bucket[] = [];
@@ -221,6 +227,7 @@ export class GradientReducer {
         'DistributedOptimizer options (op, compression, fusionBytes / RINGTRAIN_FUSION_BYTES, pipelineBytes / RINGTRAIN_PIPELINE_BYTES, backwardPassesPerStep).',
     );
     this.plan = { key, buckets };
+    this.planComm = this.comm;
     return this.plan;
   }
 

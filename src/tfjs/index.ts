@@ -49,3 +49,7 @@ export { pipelineSchedule, predictedBubble, simulateSchedule } from './pipeline-
 export type { PipelineScheduleKind, PipelineStep, SimulationCosts, SimulationResult } from './pipeline-schedule.js';
 export { balancedRanges, rangesFromSplitAt, microBatchRows } from './pipeline-split.js';
 export type { LayerRange } from './pipeline-split.js';
+export { ElasticState } from './elastic-state.js';
+export type { ElasticField, ElasticStateInit, ResetCallback } from './elastic-state.js';
+export { runElastic, isRecoverable } from './run-elastic.js';
+export type { ElasticEvent, RunElasticOptions } from './run-elastic.js';
