@@ -139,42 +139,49 @@ state.onReset((s) => {
 });
 adam.learningRate = baseLr * state.size;
 
-await runElastic(
-  state,
-  async (s) => {
-    const { rank, size } = s;
-    log(`training on ${size} rank(s) from epoch ${s.epoch + 1}, step ${s.step}`);
-    for (; s.epoch < epochs; s.epoch++, s.sample = 0) {
-      // One seeded order per epoch over all digits; each step takes the next size x batch of them.
-      const order = permutation(train.n, seed * 1000 + s.epoch);
-      for (; s.sample + size * batchSize <= train.n; s.sample += size * batchSize) {
-        const mine = tf.tensor1d(order.slice(s.sample + rank * batchSize, s.sample + (rank + 1) * batchSize), 'int32');
-        const xs = tf.gather(train.xs, mine);
-        const ys = tf.gather(train.ys, mine);
-        try {
-          await model.trainOnBatch(xs, ys);
-        } finally {
-          tf.dispose([mine, xs, ys]);
+try {
+  await runElastic(
+    state,
+    async (s) => {
+      const { rank, size } = s;
+      log(`training on ${size} rank(s) from epoch ${s.epoch + 1}, step ${s.step}`);
+      for (; s.epoch < epochs; s.epoch++, s.sample = 0) {
+        // One seeded order per epoch over all digits; each step takes the next size x batch of them.
+        const order = permutation(train.n, seed * 1000 + s.epoch);
+        for (; s.sample + size * batchSize <= train.n; s.sample += size * batchSize) {
+          const mine = tf.tensor1d(order.slice(s.sample + rank * batchSize, s.sample + (rank + 1) * batchSize), 'int32');
+          const xs = tf.gather(train.xs, mine);
+          const ys = tf.gather(train.ys, mine);
+          try {
+            await model.trainOnBatch(xs, ys);
+          } finally {
+            tf.dispose([mine, xs, ys]);
+          }
+          s.step++;
+          furthestStep = Math.max(furthestStep, s.step);
+          emit('STEP', { step: s.step, rank, size });
+          if (resumed) {
+            resumed = false;
+            emit('RESUMED', { t: Date.now(), step: s.step, size });
+          }
+          if (s.step % commitEvery === 0) await s.commit();
         }
-        s.step++;
-        furthestStep = Math.max(furthestStep, s.step);
-        emit('STEP', { step: s.step, rank, size });
-        if (resumed) {
-          resumed = false;
-          emit('RESUMED', { t: Date.now(), step: s.step, size });
-        }
-        if (s.step % commitEvery === 0) await s.commit();
+        log(`epoch ${s.epoch + 1}/${epochs} done (step ${s.step}, ${size} rank(s))`);
       }
-      log(`epoch ${s.epoch + 1}/${epochs} done (step ${s.step}, ${size} rank(s))`);
-    }
-  },
-  {
-    onEvent: (e) => {
-      emit('RESET', { t: Date.now(), rank: e.rank, size: e.size, recoveryMs: e.recoveryMs, commitId: e.commitId, redone: furthestStep - state.step, reason: e.reason });
-      if (!args.json && e.rank === 0) process.stdout.write(`world re-formed: ${e.size} rank(s), back to commit ${e.commitId} (step ${state.step}) in ${e.recoveryMs} ms: ${e.reason}\n`);
     },
-  },
-);
+    {
+      onEvent: (e) => {
+        emit('RESET', { t: Date.now(), rank: e.rank, size: e.size, recoveryMs: e.recoveryMs, commitId: e.commitId, redone: furthestStep - state.step, reason: e.reason });
+        if (!args.json && e.rank === 0) process.stdout.write(`world re-formed: ${e.size} rank(s), back to commit ${e.commitId} (step ${state.step}) in ${e.recoveryMs} ms: ${e.reason}\n`);
+      },
+    },
+  );
+} catch (e) {
+  // The launcher stopped the job (below --min-np): it has said why; say it once here too.
+  if (e?.code !== 'ERR_RINGTRAIN_ELASTIC') throw e;
+  process.stderr.write(`mnist-elastic: ${e.message}\n`);
+  process.exit(1);
+}
 
 const accTensor = tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(model.predict(test.xs), -1), tf.argMax(test.ys, -1)), 'float32')));
 const accuracy = (await accTensor.data())[0];

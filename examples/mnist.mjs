@@ -19,6 +19,7 @@
 //          the number of replicas)  --model mlp|cnn (mlp)  --compression none|fp16 (none)
 //          --pipeline K (off)  --micro-batches M (8)  --schedule 1f1b|gpipe (1f1b)
 //          --out DIR (./models/mnist)  --seed N (1)  --json (rank 0 prints a RESULT line with the summary as JSON)
+//          --elastic (train elastically under ringtrain --min-np: see mnist-elastic.mjs; not with --pipeline)
 import { createRequire } from 'node:module';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -33,6 +34,17 @@ import {
   predictedBubble,
   shardArrays,
 } from 'ringtrain/tfjs';
+
+// --elastic: the same training, elastic (survives lost ranks, takes in new ones): see mnist-elastic.mjs.
+//   npx ringtrain -np 4 --min-np 2 -- node examples/mnist.mjs --elastic
+if (process.argv.includes('--elastic')) {
+  if (process.argv.some((a) => a === '--pipeline' || a.startsWith('--pipeline='))) {
+    process.stderr.write('mnist: --elastic and --pipeline cannot be combined: a pipeline stage lives on one rank only, so a lost rank takes it with it\n');
+    process.exit(2);
+  }
+  await import('./mnist-elastic.mjs');
+  process.exit();
+}
 
 const { values: args } = parseArgs({
   options: {

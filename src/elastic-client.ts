@@ -35,6 +35,8 @@ export class ElasticClient {
   private waiter: (() => void) | undefined;
   private failure: RingtrainError | undefined;
   private waitingToJoin = 0;
+  private readonly aborted = new Map<number, string>();
+  private abortWaiters: { gen: number; reject: (e: Error) => void }[] = [];
 
   constructor(
     private readonly addr: HostPort,
@@ -76,6 +78,19 @@ export class ElasticClient {
       });
       this.waiter = undefined;
     }
+  }
+
+  /** Rejects (ERR_RINGTRAIN_RESET) once the launcher gives world `gen` up; never resolves. */
+  abandoned(gen: number): Promise<never> {
+    return new Promise<never>((_, reject) => {
+      const why = this.aborted.get(gen);
+      if (why !== undefined) reject(this.abortError(gen, why));
+      else this.abortWaiters.push({ gen, reject });
+    });
+  }
+
+  private abortError(gen: number, why: string): RingtrainError {
+    return new RingtrainError('ERR_RINGTRAIN_RESET', `ringtrain: elastic: the launcher gave generation ${gen} up: ${why}`);
   }
 
   private wake(): void {
@@ -159,6 +174,11 @@ export class ElasticClient {
       }
     } else if (m.t === 'grow' && typeof m.waiting === 'number') {
       this.waitingToJoin = m.waiting;
+    } else if (m.t === 'abort' && typeof m.gen === 'number') {
+      const why = String(m.reason);
+      this.aborted.set(m.gen, why);
+      for (const w of this.abortWaiters.filter((x) => x.gen === m.gen)) w.reject(this.abortError(m.gen, why));
+      this.abortWaiters = this.abortWaiters.filter((x) => x.gen !== m.gen);
     } else if (m.t === 'stop') {
       this.failure = elasticError(String(m.reason));
     }

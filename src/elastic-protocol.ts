@@ -46,7 +46,9 @@ export type LauncherMessage =
   | ({ t: 'world'; mac: string } & WorldAssignment)
   /** Workers wait to join: re-form at the next commit. */
   | { t: 'grow'; waiting: number }
-  | { t: 'stop'; reason: string };
+  | { t: 'stop'; reason: string }
+  /** World `gen` is given up (a member was lost while it formed or ran): stop waiting on it. */
+  | { t: 'abort'; gen: number; reason: string };
 
 export function elasticMac(token: string, ...parts: (string | number)[]): string {
   return createHmac('sha256', token).update(['elastic', ...parts].join('|')).digest('hex');

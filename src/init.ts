@@ -96,7 +96,7 @@ export function init(options: InitOptions = {}): Promise<Communicator> {
   return run;
 }
 
-async function initOnce(given: InitOptions | undefined): Promise<Communicator> {
+async function initOnce(given: InitOptions | undefined, abandoned?: Promise<never>): Promise<Communicator> {
   if (given !== undefined && (typeof given !== 'object' || given === null)) {
     throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: init() takes an options object, got ${given === null ? 'null' : typeof given}`);
   }
@@ -108,7 +108,8 @@ async function initOnce(given: InitOptions | undefined): Promise<Communicator> {
     const w = await elastic.nextWorld(defaultCommunicator ? 'left the previous world' : 'starting');
     // Each world has a rendezvous of its own, met once: a port used again later is a new server.
     generations.delete(w.addr);
-    return initOnce({ ...options, rank: w.rank, size: w.size, localRank: w.localRank, localSize: w.localSize, addr: w.addr, token: w.token });
+    const opts = { ...options, rank: w.rank, size: w.size, localRank: w.localRank, localSize: w.localSize, addr: w.addr, token: w.token };
+    return initOnce(opts, elastic.abandoned(w.gen));
   }
   const c = resolveContract(options);
   const binding = loadNative();
@@ -166,9 +167,20 @@ async function initOnce(given: InitOptions | undefined): Promise<Communicator> {
       await server.close();
     }
     try {
-      await nativeComm.connect(peers.map((p) => ({ host: p.host, port: p.port, hostname: p.hostname })));
+      const connecting = nativeComm.connect(peers.map((p) => ({ host: p.host, port: p.port, hostname: p.hostname })));
+      if (abandoned) {
+        connecting.catch(() => undefined);
+        await Promise.race([connecting, abandoned]);
+      } else {
+        await connecting;
+      }
     } catch (e) {
-      throw fromNativeError(e);
+      if (!(abandoned && e instanceof RingtrainError && e.code === 'ERR_RINGTRAIN_RESET')) throw fromNativeError(e);
+      // The launcher gave this world up (a member died while it formed): do not wait out the
+      // connect to the dead peer. Its close runs after the connect attempt ends, on its own.
+      void nativeComm.close().catch(() => undefined);
+      nativeComm = undefined;
+      throw e;
     }
     const placement = localPlacement(peers, c.rank);
     const comm = new RingCommunicator(

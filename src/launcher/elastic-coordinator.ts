@@ -127,7 +127,8 @@ export class ElasticCoordinator {
     if (this.phase === 'over') return;
     const inCurrent = this.current?.members.includes(id) ?? false;
     const inAttempt = this.attempt?.members.includes(id) ?? false;
-    if (!ok || this.phase !== 'running') this.recordLoss(w, why);
+    if (!ok) this.recordLoss(w, why);
+    else if (this.phase !== 'running') this.recordLoss(w, `left the job (${why})`);
     else if (inCurrent) this.pendingLeavers.set(id, why);
     if (this.phase === 'running' && ok && this.current!.members.every((m) => !this.workers.get(m)!.alive && this.pendingLeavers.has(m))) {
       this.finish();
@@ -149,10 +150,7 @@ export class ElasticCoordinator {
     const member = this.current?.members.includes(id) ?? false;
     if (this.phase === 'running') {
       if (member && after >= this.current!.gen) this.breakWorld(`${this.rankText(id)} on ${w.host} left generation ${this.current!.gen}: ${reason}`);
-      else if (!member) {
-        this.hooks.say(`elastic: worker ${id} on ${w.host} waits to join; the ranks take it in at their next commit()`);
-        this.control().broadcast({ t: 'grow', waiting: this.waitingCount() });
-      }
+      else if (!member) this.announceJoiners(`worker ${id} on ${w.host} waits to join`);
       return;
     }
     if (this.phase === 'forming' && this.attempt!.members.includes(id) && after >= this.attempt!.gen) {
@@ -207,6 +205,16 @@ export class ElasticCoordinator {
     this.lost.push({ id: w.id, host: w.host, rank: r >= 0 ? r : undefined, gen: r >= 0 ? this.current!.gen : undefined, atMs: Date.now() - this.startedAt, why });
   }
 
+  /** Tells the running ranks that workers wait: they re-form at their next commit (not when the world is full). */
+  private announceJoiners(what: string): void {
+    if (!this.current || this.current.members.length >= this.limits.maxNp) {
+      this.hooks.say(`elastic: ${what}, but the world has --max-np ${this.limits.maxNp} rank(s) already`);
+      return;
+    }
+    this.hooks.say(`elastic: ${what}; the ranks take it in at their next commit()`);
+    this.control().broadcast({ t: 'grow', waiting: this.waitingCount() });
+  }
+
   private waitingCount(): number {
     return [...this.workers.values()].filter((w) => w.alive && w.asked !== undefined && !(this.current?.members.includes(w.id) ?? false)).length;
   }
@@ -232,6 +240,9 @@ export class ElasticCoordinator {
       this.pendingLeavers.clear();
     }
     const server = this.attempt?.server;
+    // Ranks still joining or connecting the broken world stop waiting on it at once.
+    const brokenGen = this.attempt?.gen ?? this.current?.gen;
+    if (brokenGen !== undefined) this.control().broadcast({ t: 'abort', gen: brokenGen, reason: this.reason });
     this.abandoned = this.attempt?.members ?? [];
     this.attempt = undefined;
     // Closing the rendezvous makes its waiting joiners fail at once; they then ask again.
@@ -337,7 +348,7 @@ export class ElasticCoordinator {
       );
       this.brokenAt = undefined;
       // Workers that asked meanwhile (joiners) are told the new world will take them at a commit.
-      if (this.waitingCount() > 0) this.control().broadcast({ t: 'grow', waiting: this.waitingCount() });
+      if (this.waitingCount() > 0) this.announceJoiners(`${this.waitingCount()} worker(s) wait to join`);
       // Close this generation's rendezvous once its table is surely read.
       if (server) setTimeout(() => void server.close().catch(() => undefined), 2_000).unref();
     };

@@ -18,7 +18,6 @@ import { identifyMachines, layoutError, localJobAddress, type Machine } from './
 import { checkPortBudget } from './port-budget.js';
 import { watchStarter } from './starter-watch.js';
 import { DEFAULT_ELASTIC_TIMEOUT_S, ELASTIC_ADDR_ENV, ELASTIC_ID_ENV, ELASTIC_TIMEOUT_ENV } from '../elastic-protocol.js';
-import type { RendezvousServer } from '../rendezvous.js';
 import { ElasticControlServer } from './elastic-control.js';
 import { ElasticCoordinator } from './elastic-coordinator.js';
 import { ElasticHostPool } from './elastic-hosts.js';
