@@ -82,11 +82,14 @@ export class ElasticClient {
 
   /** Rejects (ERR_RINGTRAIN_RESET) once the launcher gives world `gen` up; never resolves. */
   abandoned(gen: number): Promise<never> {
-    return new Promise<never>((_, reject) => {
+    const p = new Promise<never>((_, reject) => {
       const why = this.aborted.get(gen);
       if (why !== undefined) reject(this.abortError(gen, why));
       else this.abortWaiters.push({ gen, reject });
     });
+    // Only looked at while connecting: an abort at any other moment must not be an unhandled rejection.
+    p.catch(() => undefined);
+    return p;
   }
 
   private abortError(gen: number, why: string): RingtrainError {
