@@ -23,6 +23,7 @@ import {
   type SkippedCollective,
 } from './bench/report.js';
 import { runSweep, startupWarmup, type BenchOptions } from './bench/sweep.js';
+import { NO_TFJS_MESSAGE } from './bench/tfjs-loader.js';
 import type { TrainBenchOptions } from './bench/train-options.js';
 import { cudaInfo } from './device.js';
 import { RingtrainError } from './errors.js';
@@ -213,7 +214,14 @@ export async function main(argv: string[]): Promise<number> {
   if (!args.train) return collectives(args);
   const options = trainOptions(args);
   // Loaded only here: it needs TensorFlow.js, which the collective benchmarks do not.
-  const { runTrainBench } = await import('./bench/train.js');
+  let train: typeof import('./bench/train.js');
+  try {
+    train = await import('./bench/train.js');
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && /@tensorflow/.test((e as Error).message)) throw usage(NO_TFJS_MESSAGE);
+    throw e;
+  }
+  const { runTrainBench } = train;
   return runTrainBench(options, { json: args.json });
 }
 
