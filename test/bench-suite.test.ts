@@ -132,7 +132,7 @@ describe('ringtrain bench --collective', () => {
 
 describe('progress line', () => {
   const canPty = hasCommand('script');
-  it.skipIf(!canPty && process.env.CI !== 'true')('is drawn in place on the launcher\'s terminal, from rank 0, naming collective and size (skipped: no `script` for a pty)', () => {
+  it.skipIf(!canPty && process.env.CI !== 'true')('is drawn in place on the launcher\'s terminal, from rank 0, naming collective and size (through `script`, which gives it a pty)', () => {
     if (!canPty) throw new Error('CI=true but `script` (util-linux) is missing: cannot give the launcher a terminal');
     const cmd = `${process.execPath} ${CLI} -np 2 bench --collective all -b 64K -e 4M -f 4 -n 2 -w 1 --min-time-ms 0 --startup-warmup-ms 0`;
     const r = spawnSync('script', ['-qefc', cmd, '/dev/null'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
