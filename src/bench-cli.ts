@@ -27,13 +27,12 @@ import { NO_TFJS_MESSAGE } from './bench/tfjs-loader.js';
 import type { TrainBenchOptions } from './bench/train-options.js';
 import { cudaInfo } from './device.js';
 import { RingtrainError } from './errors.js';
+import { DTYPES, REDUCE_OPS } from './dtypes.js';
 import { init } from './init.js';
 import { ProgressLine } from './progress.js';
 import { formatSize, parseSize } from './sizes.js';
 import type { Communicator, Dtype, ReduceOp } from './types.js';
 
-const DTYPES: readonly Dtype[] = ['float32', 'float64', 'int32', 'int8', 'uint8', 'int64', 'float16', 'bfloat16'];
-const OPS: readonly ReduceOp[] = ['sum', 'avg', 'min', 'max', 'prod'];
 
 /** Exit status for a command line the bench cannot run. */
 const USAGE_EXIT = 2;
@@ -60,7 +59,7 @@ function parser(argv: string[]) {
     .option('startup-warmup-ms', { type: 'number', default: 300, describe: 'untimed small all-reduces before the first size' })
     .option('c', { alias: 'check', type: 'number', default: 1, describe: 'check each size\'s result outside the timed loop (1) or not (0)' })
     .option('d', { alias: 'datatype', choices: DTYPES, default: 'float32' as Dtype, describe: 'element type' })
-    .option('o', { alias: 'op', choices: OPS, default: 'sum' as ReduceOp, describe: 'reduction (allreduce, reducescatter)' })
+    .option('o', { alias: 'op', choices: REDUCE_OPS, default: 'sum' as ReduceOp, describe: 'reduction (allreduce, reducescatter)' })
     .option('mode', { choices: ['sync', 'async'] as const, default: 'sync' as const, describe: 'blocking calls where the core has them, or awaited promises' })
     .option('device', { choices: ['cpu', 'cuda'] as const, default: 'cpu' as const, describe: 'buffers in host memory, or on the GPU (allreduce; CUDA build + GPU)' })
     .option('csv', { type: 'boolean', default: false, describe: `print CSV (${CSV_HEADER})` })

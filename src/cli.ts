@@ -21,6 +21,7 @@ import { runAgent } from './doctor/agent.js';
 import { runDoctor } from './doctor/doctor.js';
 import { renderReport } from './doctor/table.js';
 import { collectInfo, packageVersion, type InstallationInfo } from './installation.js';
+import { formatSettingsReport, settingsReport } from './settings.js';
 
 /** Exit code for a command line ringtrain cannot run (like most tools' usage errors). */
 const USAGE_EXIT = 2;
@@ -125,7 +126,7 @@ function parser(args: string[]) {
       'Usage:\n' +
         '  ringtrain [--hosts FILE | -H host:slots,...] [-np N] [options] -- <command> [args...]\n' +
         '  ringtrain [--hosts FILE | -H host:slots,...] [-np N] [options] bench [bench options]\n' +
-        '  ringtrain info [--json]      # this installation: addon, build (CPU/CUDA), CUDA driver, GPUs\n' +
+        '  ringtrain info [--json]      # this installation: addon, build (CPU/CUDA), CUDA driver, GPUs, settings\n' +
         '  ringtrain doctor [--hosts FILE | -H ...] [options] [--json]   # check the cluster before a job\n\n' +
         'Starts <command> once per slot with the ringtrain rank contract in its environment (ranks filled\n' +
         'host by host), serves their rendezvous, prefixes their output with [rank], and stops them all\n' +
@@ -354,13 +355,17 @@ function runInfo(args: readonly string[]): number {
         'Usage: ringtrain info [--json]\n\n' +
           'Prints the installed ringtrain: which native addon loaded (prebuilt or compiled here, by cmake-js\n' +
           'or node-gyp), its N-API version, whether it has the CUDA data path and, when it has, the CUDA\n' +
-          'runtime and driver versions and the visible GPUs. --json prints the same as one JSON object.\n',
+          'runtime and driver versions and the visible GPUs, then the tuning settings this environment\n' +
+          'resolves to (value, whether from its RINGTRAIN_* variable or the default, job-wide or per\n' +
+          'rank). --json prints the same as one JSON object.\n',
       );
       return 0;
     } else throw new UsageError(`info: unknown argument '${a}' (usage: ringtrain info [--json])`);
   }
   const info = collectInfo();
-  process.stdout.write(`${json ? JSON.stringify(info, null, 2) : formatInfo(info)}\n`);
+  // The settings a rank started from this environment would run with (src/settings.ts).
+  const settings = settingsReport(process.env);
+  process.stdout.write(`${json ? JSON.stringify({ ...info, settings }, null, 2) : `${formatInfo(info)}\n${formatSettingsReport(settings)}`}\n`);
   return 0;
 }
 

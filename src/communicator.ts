@@ -1,11 +1,11 @@
+import { REDUCE_OPS } from './dtypes.js';
 import { RingtrainError } from './errors.js';
 import { DTYPE_CODES, OP_CODES, fromNativeError, loadNative, type NativeCommunicator, type NativeTiming, type NativeView } from './native.js';
+import type { Settings } from './settings.js';
 import type { CollectiveView, Communicator, Dtype, P2pOptions, PeerInfo, ReduceOp, ReduceOptions } from './types.js';
 
 /** Called after every collective with what the worker thread measured (used by the timeline). */
 export type OperationObserver = (event: { kind: string; dtype: Dtype; bytes: number; op?: ReduceOp; timing: NativeTiming }) => void;
-
-const REDUCE_OPS: readonly ReduceOp[] = ['sum', 'avg', 'min', 'max', 'prod'];
 
 /** Calls into the addon; what it throws synchronously (argument checks) becomes a RingtrainError. */
 function native<T>(call: () => T): T {
@@ -55,6 +55,7 @@ export class RingCommunicator implements Communicator {
   readonly localRank: number;
   readonly localSize: number;
   readonly peers: readonly PeerInfo[];
+  readonly settings: Readonly<Settings>;
   private closing: Promise<void> | undefined;
   private failed = false;
   /** Sub-communicators made by split(); closed before this one. */
@@ -66,7 +67,7 @@ export class RingCommunicator implements Communicator {
 
   constructor(
     private readonly nativeComm: NativeCommunicator,
-    info: { rank: number; size: number; localRank: number; localSize: number; peers: readonly PeerInfo[] },
+    info: { rank: number; size: number; localRank: number; localSize: number; peers: readonly PeerInfo[]; settings: Settings },
     private readonly observer?: OperationObserver,
   ) {
     this.rank = info.rank;
@@ -74,6 +75,7 @@ export class RingCommunicator implements Communicator {
     this.localRank = info.localRank;
     this.localSize = info.localSize;
     this.peers = info.peers;
+    this.settings = Object.freeze({ ...info.settings });
   }
 
   get closed(): boolean {
@@ -92,15 +94,24 @@ export class RingCommunicator implements Communicator {
     return op;
   }
 
+  /**
+   * The one rule for which errors close the communicator: an error found before anything was sent
+   * (this file's argument checks, the addon's, which mark theirs `beforeSend`) leaves it usable;
+   * any other (whatever the worker thread met while running the call, whatever its code) closes
+   * it, as the native side has then aborted the ring.
+   */
+  private failedWith(e: unknown): RingtrainError {
+    if ((e as { beforeSend?: unknown } | null)?.beforeSend !== true) this.failed = true;
+    return fromNativeError(e);
+  }
+
   private async track<T>(promise: Promise<NativeTiming | undefined>, kind: string, dtype: Dtype, bytes: number, result: T, op?: ReduceOp): Promise<T> {
     try {
       const timing = await promise;
       if (timing) this.observer?.({ kind, dtype, bytes, op, timing });
       return result;
     } catch (e) {
-      const err = fromNativeError(e);
-      if (err.code !== 'ERR_RINGTRAIN_ARGUMENT' && err.code !== 'ERR_RINGTRAIN_NO_GPU') this.failed = true;
-      throw err;
+      throw this.failedWith(e);
     }
   }
 
@@ -120,9 +131,7 @@ export class RingCommunicator implements Communicator {
     try {
       timing = this.nativeComm.allreduceSync(view as NativeView, DTYPE_CODES[dtype], OP_CODES[op]);
     } catch (e) {
-      const err = fromNativeError(e);
-      if (err.code !== 'ERR_RINGTRAIN_ARGUMENT') this.failed = true;
-      throw err;
+      throw this.failedWith(e);
     }
     if (timing) this.observer?.({ kind: 'allreduce', dtype, bytes: view.byteLength, op, timing });
     return view;
@@ -292,7 +301,7 @@ export class RingCommunicator implements Communicator {
     const local = peers.filter(sameHost);
     const sub = new RingCommunicator(
       native,
-      { rank: index, size: members.length, localRank: local.findIndex((p) => p.rank === index), localSize: local.length, peers },
+      { rank: index, size: members.length, localRank: local.findIndex((p) => p.rank === index), localSize: local.length, peers, settings: this.settings },
       this.observer,
     );
     sub.root = this.root;

@@ -1,5 +1,7 @@
 import { parseHostPort, parsePortRange, type HostPort } from './address.js';
 import { RingtrainError } from './errors.js';
+import { resolveSettings, type Settings } from './settings.js';
+import { parseCount } from './sizes.js';
 import type { InitOptions } from './types.js';
 
 /** Everything a rank needs to know to join its job, resolved from options and the environment. */
@@ -12,18 +14,13 @@ export interface RankContract {
   /** Rendezvous address; undefined only for a world of one. */
   addr: HostPort | undefined;
   iface: string | undefined;
-  timeoutMs: number;
-  stallWarningMs: number;
   token: string;
   portRange: [number, number] | undefined;
-  segmentBytes: number | undefined;
-  smallBytes: number | undefined;
+  /** Every tuning setting, resolved from the table in src/settings.ts. */
+  settings: Settings;
   /** Which convention supplied rank and size, for messages. */
   source: string;
 }
-
-export const DEFAULT_TIMEOUT_MS = 120_000;
-export const DEFAULT_STALL_WARNING_MS = 30_000;
 
 interface Convention {
   name: string;
@@ -65,10 +62,11 @@ function contractError(message: string): RingtrainError {
 function readInt(env: NodeJS.ProcessEnv, name: string, min: number): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
-  if (!/^\d+$/.test(raw.trim()) || Number(raw) < min) {
-    throw contractError(`${name}='${raw}' is not an integer >= ${min}`);
+  try {
+    return parseCount(raw, name, min);
+  } catch (e) {
+    throw contractError((e as Error).message);
   }
-  return Number(raw);
 }
 
 function pick(
@@ -148,10 +146,7 @@ export function resolveContract(options: InitOptions = {}): RankContract {
     );
   }
 
-  const timeoutMs = options.timeoutMs ?? readInt(env, 'RINGTRAIN_TIMEOUT_MS', 1) ?? DEFAULT_TIMEOUT_MS;
-  checkInt(timeoutMs, 'timeoutMs', 1);
-  const stallWarningMs =
-    options.stallWarningMs ?? readInt(env, 'RINGTRAIN_STALL_WARNING_MS', 1) ?? Math.min(DEFAULT_STALL_WARNING_MS, timeoutMs);
+  const settings = resolveSettings(options, env);
 
   let portRange: [number, number] | undefined;
   if (options.portRange) {
@@ -164,11 +159,9 @@ export function resolveContract(options: InitOptions = {}): RankContract {
     }
   }
 
-  const segmentBytes = options.segmentBytes ?? readInt(env, 'RINGTRAIN_SEGMENT_BYTES', 1);
-  const smallBytes = options.smallBytes ?? readInt(env, 'RINGTRAIN_SMALL_BYTES', 0);
   const iface = options.iface ?? (env.RINGTRAIN_IFACE || undefined);
   const token = options.token ?? env.RINGTRAIN_TOKEN ?? '';
   const source = options.rank !== undefined ? 'init options' : (rankEnv?.from ?? 'default (world of one)');
 
-  return { rank, size, localRank, localSize, addr, iface, timeoutMs, stallWarningMs, token, portRange, segmentBytes, smallBytes, source };
+  return { rank, size, localRank, localSize, addr, iface, token, portRange, settings, source };
 }

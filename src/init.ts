@@ -6,8 +6,9 @@ import { resolveContract, type RankContract } from './contract.js';
 import { RingtrainError } from './errors.js';
 import { hostIdentity, localPlacement } from './host-identity.js';
 import { interfaceAddress, isLocalAddress } from './interfaces.js';
-import { fromNativeError, loadNative, type NativeCommunicator } from './native.js';
+import { fromNativeError, loadNative, nativeTuning, type NativeCommunicator } from './native.js';
 import { RendezvousClient, RendezvousServer } from './rendezvous.js';
+import { jobSettings } from './settings.js';
 import { Timeline } from './timeline.js';
 import type { Communicator, InitOptions } from './types.js';
 
@@ -39,7 +40,7 @@ async function serveIfRankZero(c: RankContract, env: NodeJS.ProcessEnv, generati
       port: c.addr.port,
       size: c.size,
       token: c.token,
-      timeoutMs: c.timeoutMs,
+      timeoutMs: c.settings.timeoutMs,
       generation,
       onReject: (remote, reason) => process.stderr.write(`ringtrain: rendezvous rejected a connection from ${remote}: ${reason}\n`),
     });
@@ -63,11 +64,10 @@ async function worldOfOne(
   let nativeComm: NativeCommunicator;
   try {
     nativeComm = new binding.NativeCommunicator({
+      ...nativeTuning(c.settings),
       rank: 0,
       size: 1,
       token: c.token,
-      timeoutMs: c.timeoutMs,
-      stallWarningMs: c.stallWarningMs,
       bindHost: '',
       timing,
     });
@@ -76,7 +76,7 @@ async function worldOfOne(
     throw fromNativeError(e); // e.g. no fds left for its eventfds
   }
   const peers = [{ rank: 0, host: '127.0.0.1', port: 0, hostname, hostId: hostIdentity(), localRank: 0, pid: process.pid }];
-  const comm = new RingCommunicator(nativeComm, { rank: 0, size: 1, localRank: 0, localSize: 1, peers }, observer);
+  const comm = new RingCommunicator(nativeComm, { rank: 0, size: 1, localRank: 0, localSize: 1, peers, settings: c.settings }, observer);
   defaultCommunicator = comm;
   return comm;
 }
@@ -127,17 +127,14 @@ async function initOnce(given: InitOptions | undefined, abandoned?: Promise<neve
   const server = await serveIfRankZero(c, env, generation);
   let nativeComm: NativeCommunicator | undefined;
   try {
-    const client = await RendezvousClient.open(c.addr!, c.timeoutMs, generation);
+    const client = await RendezvousClient.open(c.addr!, c.settings.timeoutMs, generation);
     const advertise = c.iface ? interfaceAddress(c.iface) : client.localAddress.replace(/^::ffff:/, '');
     try {
       nativeComm = new binding.NativeCommunicator({
+        ...nativeTuning(c.settings),
         rank: c.rank,
         size: c.size,
         token: c.token,
-        timeoutMs: c.timeoutMs,
-        stallWarningMs: c.stallWarningMs,
-        segmentBytes: c.segmentBytes,
-        smallBytes: c.smallBytes,
         bindHost: advertise,
         timing: timeline !== undefined,
         portMin: c.portRange?.[0] ?? 0,
@@ -157,6 +154,7 @@ async function initOnce(given: InitOptions | undefined, abandoned?: Promise<neve
         localRank: c.localRank ?? 0,
         localSize: c.localSize,
         pid: process.pid,
+        settings: jobSettings(c.settings),
       },
       c.token,
       generation,
@@ -191,6 +189,7 @@ async function initOnce(given: InitOptions | undefined, abandoned?: Promise<neve
         localRank: c.localRank ?? placement.localRank,
         localSize: c.localSize ?? placement.localSize,
         peers,
+        settings: c.settings,
       },
       observer,
     );

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RingtrainError } from './errors.js';
-import type { Dtype, ReduceOp } from './types.js';
+import type { Settings } from './settings.js';
 
 /** Steady-clock microseconds recorded by the worker thread for one operation. */
 export interface NativeTiming {
@@ -20,16 +20,24 @@ export interface NativeTiming {
   endUs: number;
 }
 
-export interface NativeCommunicatorOptions {
+/** The settings the native core runs with (src/settings.ts); the core has no defaults of its own. */
+export type NativeTuning = Pick<Settings, 'timeoutMs' | 'stallWarningMs' | 'segmentBytes' | 'smallBytes' | 'pieceBytes' | 'spinUs'>;
+
+export function nativeTuning(s: Readonly<Settings>): NativeTuning {
+  return {
+    timeoutMs: s.timeoutMs,
+    stallWarningMs: s.stallWarningMs,
+    segmentBytes: s.segmentBytes,
+    smallBytes: s.smallBytes,
+    pieceBytes: s.pieceBytes,
+    spinUs: s.spinUs,
+  };
+}
+
+export interface NativeCommunicatorOptions extends NativeTuning {
   rank: number;
   size: number;
   token: string;
-  timeoutMs: number;
-  stallWarningMs: number;
-  segmentBytes?: number;
-  /** All-reduces up to this many bytes use recursive doubling instead of the ring. */
-  smallBytes?: number;
-  socketBuffer?: number;
   /** Numeric address to listen on. */
   bindHost: string;
   /** Resolve operations with their NativeTiming (for the timeline); otherwise with undefined. */
@@ -125,23 +133,18 @@ interface NativeBinding {
   NativeCommunicator: new (options: NativeCommunicatorOptions | NativeSplitOptions) => NativeCommunicator;
   NativeDeviceBuffer: new (byteLength: number) => NativeDeviceBuffer;
   buildInfo: NativeBuildInfo;
+  wireCodes: NativeWireCodes;
   /** Queries the CUDA driver on each call; never throws. Older builds lack it: test with typeof. */
   cudaInfo?: () => NativeCudaInfo;
 }
 
-/** Wire codes; must match native/src/core/dtype.h. */
-export const DTYPE_CODES: Readonly<Record<Dtype, number>> = {
-  float32: 0,
-  float64: 1,
-  int32: 2,
-  int8: 3,
-  uint8: 4,
-  int64: 5,
-  float16: 6,
-  bfloat16: 7,
-};
+export { DTYPE_CODES, OP_CODES } from './dtypes.js';
 
-export const OP_CODES: Readonly<Record<ReduceOp, number>> = { sum: 0, avg: 1, min: 2, max: 3, prod: 4 };
+/** The addon's own table of wire codes and element sizes (native/src/core/dtype.h), for checking ours. */
+export interface NativeWireCodes {
+  dtypes: Record<string, { code: number; bytes: number }>;
+  ops: Record<string, number>;
+}
 
 /** The package root (holds prebuilds/ and build/). */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -19,6 +19,7 @@ import { formatHostPort, type HostPort } from './address.js';
 import { RingtrainError } from './errors.js';
 import { hostnameIdentity } from './host-identity.js';
 import { jobMac as mac, macEqual, newNonce } from './job-auth.js';
+import { SETTINGS, settingsDisagreement, type JobSettings } from './settings.js';
 import type { PeerInfo } from './types.js';
 
 const MAX_LINE = 64 * 1024;
@@ -31,6 +32,19 @@ const RETRY_MS = 50;
 export interface JoinInfo extends PeerInfo {
   size: number;
   localSize: number | undefined;
+  /** This rank's job-wide settings; the server refuses a job whose ranks disagree. */
+  settings?: JobSettings;
+}
+
+/** The job-wide settings of a join, kept only when they are a small record of numbers. */
+function joinSettings(v: unknown): JobSettings | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const out: JobSettings = {};
+  for (const spec of SETTINGS) {
+    const x = (v as Record<string, unknown>)[spec.name];
+    if (spec.scope === 'job' && isInt(x, 0)) out[spec.name] = x;
+  }
+  return out;
 }
 
 function tableDigest(peers: readonly PeerInfo[]): string {
@@ -277,6 +291,7 @@ export class RendezvousServer {
       pid: m.pid,
       size: m.size,
       localSize: isInt(m.localSize, 1) ? m.localSize : undefined,
+      settings: joinSettings(m.settings),
     };
     const layoutError = this.options.checkJoin?.(info, [...this.joined.values()].map((j) => j.info));
     if (layoutError) {
@@ -286,8 +301,13 @@ export class RendezvousServer {
     }
     this.joined.set(m.rank, { info, socket, clientNonce: m.nonce });
     this.options.onJoin?.(info, this.generation);
-    if (this.joined.size === size) this.complete(resolve);
-    else this.failIfDeparted();
+    if (this.joined.size < size) {
+      this.failIfDeparted();
+      return;
+    }
+    const disagreement = settingsDisagreement(Array.from({ length: size }, (_, r) => this.joined.get(r)!.info.settings));
+    if (disagreement) this.fail(new RingtrainError('ERR_RINGTRAIN_MISMATCH', `ringtrain: ${disagreement}`), reject);
+    else this.complete(resolve);
   }
 
   /**
@@ -348,7 +368,7 @@ export class RendezvousServer {
     if (this.settled) return;
     if (this.timer) clearTimeout(this.timer);
     for (const { socket } of this.joined.values()) {
-      if (socket.writable) socket.end(JSON.stringify({ t: 'error', message: err.message }) + '\n');
+      if (socket.writable) socket.end(JSON.stringify({ t: 'error', message: err.message, code: err.code }) + '\n');
     }
     const generation = this.generation;
     if (generation === (this.options.generation ?? 0) || !this.options.reusable) {
@@ -533,7 +553,9 @@ export class RendezvousClient {
         throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: rendezvous at ${this.where} sent something that is not a ringtrain message (waiting for ${what}): is another program listening there?`);
       }
       if (msg.t === 'error') {
-        throw new RingtrainError('ERR_RINGTRAIN_RENDEZVOUS', `ringtrain: rendezvous at ${this.where} refused: ${String(msg.message)}`);
+        // A job the server refused as inconsistent keeps that code; anything else is the rendezvous'.
+        const code = msg.code === 'ERR_RINGTRAIN_MISMATCH' ? msg.code : 'ERR_RINGTRAIN_RENDEZVOUS';
+        throw new RingtrainError(code, `ringtrain: rendezvous at ${this.where} refused: ${String(msg.message)}`);
       }
       return msg;
     } catch (e) {

@@ -1,8 +1,8 @@
-/** Element types a collective can carry. float16 and bfloat16 travel in a Uint16Array and must be named. */
-export type Dtype = 'float32' | 'float64' | 'int32' | 'int8' | 'uint8' | 'int64' | 'float16' | 'bfloat16';
+import type { Settings } from './settings.js';
 
-/** Reduction applied element-wise across ranks. `avg` is the sum divided by the number of ranks. */
-export type ReduceOp = 'sum' | 'avg' | 'min' | 'max' | 'prod';
+import type { Dtype, ReduceOp } from './dtypes.js';
+
+export type { Dtype, ReduceOp } from './dtypes.js';
 
 /** A typed array a collective can work on in place. */
 export type CollectiveView =
@@ -52,6 +52,8 @@ export interface Communicator {
   readonly localSize: number;
   /** Every rank's address, in rank order. */
   readonly peers: readonly PeerInfo[];
+  /** The effective tuning settings this communicator runs with (see src/settings.ts). */
+  readonly settings: Readonly<Settings>;
   /** True once closed, by `close()` or by a failed collective. */
   readonly closed: boolean;
   /** Reduces `view` across all ranks in place and resolves to the same view. */
@@ -108,7 +110,13 @@ export interface Communicator {
   close(): Promise<void>;
 }
 
-export interface InitOptions {
+/**
+ * Options of init(). The tuning settings (timeoutMs, segmentBytes, smallBytes, pieceBytes, spinUs,
+ * stallWarningMs, fusionBytes, pipelineBytes) are in src/settings.ts with their variables and
+ * defaults; an option wins over its RINGTRAIN_* variable. smallBytes, segmentBytes and pieceBytes
+ * are job-wide: every rank must use the same value (the rendezvous refuses a job that does not).
+ */
+export interface InitOptions extends Partial<Settings> {
   rank?: number;
   size?: number;
   localRank?: number;
@@ -117,22 +125,10 @@ export interface InitOptions {
   addr?: string;
   /** Network interface to bind and advertise on (e.g. eth0). */
   iface?: string;
-  /** Every blocking step (connect, rendezvous, each collective) fails after this long without progress. */
-  timeoutMs?: number;
   /** Shared job secret; connections prove they know it (HMAC challenge-response). */
   token?: string;
   /** Every port ringtrain opens lies in [min, max]. */
   portRange?: readonly [number, number];
-  /** Pipeline segment of the ring, in bytes. */
-  segmentBytes?: number;
-  /**
-   * All-reduces of at most this many bytes use recursive doubling (log2 n rounds) instead of the
-   * ring. Same on every rank. Default 32 KiB, the crossover measured on 1 Gbit/s links; faster
-   * networks move it up (about 8 x latency x bandwidth for 4 ranks).
-   */
-  smallBytes?: number;
-  /** Warn when a collective has waited this long for a peer (stall inspector). */
-  stallWarningMs?: number;
   /** Environment to read the rank contract from; default process.env. */
   env?: NodeJS.ProcessEnv;
 }

@@ -106,6 +106,19 @@ describe('dead and silent peers', () => {
       expect(second.message).toMatch(/closed after an earlier failure: mismatched collectives/);
     }
   }, 30_000);
+
+  it('allreduceSync follows the same rule: a failure found while the call ran closes the communicator', async () => {
+    const results = await runRanks({ size: 3, script: FIXTURE, args: ['after-failure-sync'], env: { RINGTRAIN_TIMEOUT_MS: '5000' } });
+    for (const r of results) {
+      // The rank that detects the mismatch reports it; a neighbour may first meet the abort.
+      expect(r.json?.first, r.stderr).toMatch(/^ERR_RINGTRAIN_(MISMATCH|PEER)$/);
+      expect(r.json?.closedAfterFirst).toBe(true);
+      expect(r.json?.closed).toBe(true);
+      const second = r.json?.second as { code: string; message: string };
+      expect(second.code).toBe('ERR_RINGTRAIN_CLOSED');
+      expect(second.message).toMatch(/closed after an earlier failure: .*mismatched collectives/);
+    }
+  }, 30_000);
 });
 
 describe('bad input and process exit', () => {
@@ -124,6 +137,21 @@ describe('bad input and process exit', () => {
     expect(e.message).toMatch(/could not reach the rendezvous at 127\.0\.0\.1:\d+ within 1\.5s/);
     expect(Date.now() - t0).toBeLessThan(6000);
   });
+
+  it('ranks with different job-wide settings (RINGTRAIN_SMALL_BYTES) all fail at the rendezvous naming the rank and the setting', async () => {
+    const results = await runRanks({
+      size: 2,
+      script: FIXTURE,
+      args: ['stream'],
+      rankEnv: (rank) => ({ RINGTRAIN_SMALL_BYTES: rank === 1 ? '64K' : '' }),
+      killAfterMs: 20_000,
+    });
+    for (const e of errorsOf(results)) {
+      expect(e.code).toBe('ERR_RINGTRAIN_MISMATCH');
+      expect(e.message).toMatch(/job-wide setting smallBytes \(RINGTRAIN_SMALL_BYTES\) differs between ranks: rank 1 has 65536, rank 0 has 32768/);
+    }
+    expect(results.map((r) => r.code)).toEqual([1, 1]);
+  }, 30_000);
 
   // The contract cases themselves are unit tests (test/unit/contract.test.ts); this one checks the
   // process side: init rejects, the script reports the code and exits 1.

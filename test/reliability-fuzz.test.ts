@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { ROOT } from './helpers/ranks.js';
 
 describe('fuzzing the parsers and the handshake (bounded time)', () => {
-  it('every fuzz target runs its time without a crash', () => {
+  it('every fuzz target runs its time without a crash', (ctx) => {
     const seconds = Number(process.env.FUZZ_SECONDS ?? 20);
     const run = spawnSync('bash', [path.join(ROOT, 'scripts/fuzz.sh')], {
       cwd: ROOT,
@@ -19,10 +19,8 @@ describe('fuzzing the parsers and the handshake (bounded time)', () => {
       // Build (up to a few minutes on a fresh clone) plus the targets, two at a time.
       timeout: 300_000 + seconds * 3 * 1000,
     });
-    if (run.status === 2 && process.env.CI !== 'true') {
-      console.warn(`skipping the fuzz run: ${run.stdout.trim().split('\n').pop()}`);
-      return;
-    }
+    // fuzz.sh exits 2 when clang with libFuzzer is missing; under CI=true that is a failure below.
+    if (run.status === 2 && process.env.CI !== 'true') ctx.skip(`the fuzz run cannot start: ${run.stdout.trim().split('\n').pop()}`);
     const table = run.stdout.slice(run.stdout.indexOf('target '));
     console.log(`fuzz results (${seconds}s per target):\n${table}`);
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);

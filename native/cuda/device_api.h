@@ -31,7 +31,8 @@ namespace ringtrain::cuda {
 
 /**
  * Element types. The numeric values equal ringtrain::Dtype's in native/src/core/dtype.h, so the core
- * may static_cast between the two (cuda_logic_test static_asserts that they agree).
+ * may static_cast between the two (native/src/core/device_allreduce.cpp static_asserts that they
+ * agree; this header stays free of core includes).
  */
 enum class Dtype : uint8_t {
   Float32 = 0,

@@ -3,9 +3,11 @@
  * small integer, which every dtype (float16 and bfloat16 included) holds exactly, so a check can
  * compare decoded numbers for equality.
  */
+import { DTYPE_BYTES } from '../dtypes.js';
 import type { CollectiveView, Dtype } from '../types.js';
 
-export const ELEMENT_BYTES: Record<Dtype, number> = { float32: 4, float64: 8, int32: 4, int8: 1, uint8: 1, int64: 8, float16: 2, bfloat16: 2 };
+/** Bytes per element: the one table in src/dtypes.ts. */
+export const ELEMENT_BYTES = DTYPE_BYTES;
 
 export function makeView(dtype: Dtype, count: number): CollectiveView {
   switch (dtype) {

@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { RingtrainError } from '../errors.js';
+import { settingDefault, settingEnv } from '../settings.js';
 import type { Communicator } from '../types.js';
 import { resolveCommunicator } from './default-communicator.js';
 import { GradientReducer, type GradientCompression, type ReducerStats } from './gradient-reducer.js';
@@ -20,10 +21,12 @@ export interface NamedTensor {
   tensor: tf.Tensor;
 }
 
-export const DEFAULT_FUSION_BYTES = 64 * 1024 * 1024;
-export const FUSION_BYTES_ENV = 'RINGTRAIN_FUSION_BYTES';
-export const DEFAULT_PIPELINE_BYTES = 1024 * 1024;
-export const PIPELINE_BYTES_ENV = 'RINGTRAIN_PIPELINE_BYTES';
+// Defaults and variables of fusionBytes / pipelineBytes live in the settings table (src/settings.ts);
+// the communicator carries their resolved values (comm.settings).
+export const DEFAULT_FUSION_BYTES = settingDefault('fusionBytes');
+export const FUSION_BYTES_ENV = settingEnv('fusionBytes');
+export const DEFAULT_PIPELINE_BYTES = settingDefault('pipelineBytes');
+export const PIPELINE_BYTES_ENV = settingEnv('pipelineBytes');
 
 export interface DistributedOptimizerOptions {
   /**
@@ -35,12 +38,12 @@ export interface DistributedOptimizerOptions {
   op?: 'avg' | 'sum';
   /** `fp16`: gradients travel as float16 (half the bytes) and are summed in float32 on every hop. */
   compression?: GradientCompression;
-  /** Largest fused bucket in bytes on the wire. Default: $RINGTRAIN_FUSION_BYTES, else 64 MiB. */
+  /** Largest fused bucket in bytes on the wire. Default: comm.settings.fusionBytes ($RINGTRAIN_FUSION_BYTES, else 64 MiB). */
   fusionBytes?: number;
   /**
    * Buckets travel as native all-reduces of at most this many bytes, so that copying the next
    * piece overlaps the transfer of the previous one. 0: one all-reduce per bucket.
-   * Default: $RINGTRAIN_PIPELINE_BYTES, else 1 MiB.
+   * Default: comm.settings.pipelineBytes ($RINGTRAIN_PIPELINE_BYTES, else 1 MiB).
    */
   pipelineBytes?: number;
   /**
@@ -54,25 +57,11 @@ function argumentError(message: string): RingtrainError {
   return new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: DistributedOptimizer: ${message}`);
 }
 
-/** Parses a byte count such as `1048576`, `512k`, `64M`, `64MiB`, `1g`. */
-export function parseByteCount(text: string, what: string, min = 1): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?\s*$/i.exec(text);
-  if (!m) throw argumentError(`${what}='${text}' is not a byte count (e.g. 67108864, 64M, 512k)`);
-  const scale = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
-  const value = Math.floor(Number(m[1]) * scale);
-  if (value < min) throw argumentError(`${what}='${text}' must be at least ${min} byte${min === 1 ? '' : 's'}`);
-  return value;
-}
-
-/** Option, else environment variable, else default; `min` is 1 for sizes, 0 where 0 means "off". */
-export function resolveBytes(option: number | undefined, name: string, env: string, fallback: number, min: number): number {
-  if (option !== undefined) {
-    if (!Number.isFinite(option) || option < min) throw argumentError(`${name} must be a number >= ${min}, got ${option}`);
-    return Math.floor(option);
-  }
-  const text = process.env[env];
-  if (text !== undefined && text !== '') return parseByteCount(text, env, min);
-  return fallback;
+/** The option when given, else the communicator's resolved setting; `min` is 1 for sizes, 0 where 0 means "off". */
+function resolveBytes(option: number | undefined, name: string, fallback: number, min: number): number {
+  if (option === undefined) return fallback;
+  if (!Number.isFinite(option) || option < min) throw argumentError(`${name} must be a number >= ${min}, got ${option}`);
+  return Math.floor(option);
 }
 
 function isOptimizer(value: unknown): value is tf.Optimizer {
@@ -123,8 +112,8 @@ export class DistributedOptimizer extends tf.Optimizer {
     this.fixedComm = options.comm;
     this.op = op;
     this.compression = compression;
-    this.fusionBytes = resolveBytes(options.fusionBytes, 'fusionBytes', FUSION_BYTES_ENV, DEFAULT_FUSION_BYTES, 1);
-    this.pipelineBytes = resolveBytes(options.pipelineBytes, 'pipelineBytes', PIPELINE_BYTES_ENV, DEFAULT_PIPELINE_BYTES, 0);
+    this.fusionBytes = resolveBytes(options.fusionBytes, 'fusionBytes', this.comm.settings.fusionBytes, 1);
+    this.pipelineBytes = resolveBytes(options.pipelineBytes, 'pipelineBytes', this.comm.settings.pipelineBytes, 0);
     this.backwardPassesPerStep = k;
     this.reducer = new GradientReducer(() => this.comm, {
       op,

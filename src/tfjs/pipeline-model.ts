@@ -18,15 +18,7 @@ import { RingtrainError } from '../errors.js';
 import type { Communicator } from '../types.js';
 import { broadcastVariables } from './broadcast-model.js';
 import { resolveCommunicator } from './default-communicator.js';
-import {
-  DEFAULT_FUSION_BYTES,
-  DEFAULT_PIPELINE_BYTES,
-  FUSION_BYTES_ENV,
-  PIPELINE_BYTES_ENV,
-  isDistributedOptimizer,
-  resolveBytes,
-  type NamedTensor,
-} from './distributed-optimizer.js';
+import { isDistributedOptimizer, type NamedTensor } from './distributed-optimizer.js';
 import { GradientReducer } from './gradient-reducer.js';
 import {
   countLayerParams,
@@ -547,8 +539,8 @@ export class PipelineModel {
     this.reducer ??= new GradientReducer(dp, {
       op: 'sum',
       compression: 'none',
-      fusionBytes: resolveBytes(undefined, 'fusionBytes', FUSION_BYTES_ENV, DEFAULT_FUSION_BYTES, 1),
-      pipelineBytes: resolveBytes(undefined, 'pipelineBytes', PIPELINE_BYTES_ENV, DEFAULT_PIPELINE_BYTES, 0),
+      fusionBytes: dp.settings.fusionBytes,
+      pipelineBytes: dp.settings.pipelineBytes,
       backwardPassesPerStep: 1,
     });
     return this.reducer;

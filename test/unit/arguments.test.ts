@@ -13,4 +13,20 @@ describe('argument checks', () => {
     await expect(comm.allreduce(new Float32Array(3))).rejects.toMatchObject({ code: 'ERR_RINGTRAIN_CLOSED' });
     await comm.close(); // idempotent
   });
+
+  it('an error found before anything was sent leaves the communicator usable, async and sync alike', async () => {
+    const comm = await init({ env: {} });
+    try {
+      // Refused by the TypeScript checks.
+      await expect(comm.allreduce(new Float32Array(3), { op: 'mean' as 'sum' })).rejects.toMatchObject({ code: 'ERR_RINGTRAIN_ARGUMENT' });
+      expect(() => comm.allreduceSync(new Uint32Array(3) as unknown as Float32Array)).toThrow(/Uint32Array is not supported/);
+      // Refused by the addon before the call is queued.
+      await expect(comm.allreduceDevice(0n, 3, 'float32')).rejects.toMatchObject({ code: 'ERR_RINGTRAIN_ARGUMENT' });
+      expect(comm.closed).toBe(false);
+      expect(Array.from(await comm.allreduce(new Int32Array([4, 5])))).toEqual([4, 5]);
+      expect(Array.from(comm.allreduceSync(new Int32Array([6])))).toEqual([6]);
+    } finally {
+      await comm.close();
+    }
+  });
 });

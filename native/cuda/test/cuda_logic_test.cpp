@@ -6,18 +6,8 @@
 #include <cinttypes>
 #include <cstdlib>
 
-#include "../../src/core/dtype.h"
 #include "../kernel_logic.h"
 #include "reference.h"
-
-// The core static_casts its Dtype / ReduceOp to these: the numbering must agree.
-#define RT_SAME(E, v) static_cast<int>(ringtrain::E::v) == static_cast<int>(ringtrain::cuda::E::v)
-static_assert(RT_SAME(Dtype, Float32) && RT_SAME(Dtype, Float64) && RT_SAME(Dtype, Int32) &&
-              RT_SAME(Dtype, Int8) && RT_SAME(Dtype, Uint8) && RT_SAME(Dtype, Int64) &&
-              RT_SAME(Dtype, Float16) && RT_SAME(Dtype, BFloat16), "Dtype numbering differs from the core's");
-static_assert(RT_SAME(ReduceOp, Sum) && RT_SAME(ReduceOp, Avg) && RT_SAME(ReduceOp, Min) &&
-              RT_SAME(ReduceOp, Max) && RT_SAME(ReduceOp, Prod), "ReduceOp numbering differs from the core's");
-#undef RT_SAME
 
 using namespace ringtrain::cuda;
 using namespace ringtrain::cuda::testing;

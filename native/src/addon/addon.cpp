@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "addon_state.h"
+#include "dtype.h"
 #include "communicator_binding.h"
 #include "device_binding.h"
 
@@ -31,6 +32,23 @@ Napi::Object buildInfo(Napi::Env env) {
   return info;
 }
 
+// The wire codes as the core numbers them (dtype.h), so the TypeScript table can be checked against them.
+Napi::Object wireCodes(Napi::Env env) {
+  Napi::Object dtypes = Napi::Object::New(env);
+  for (int i = 0; i < kDtypeCount; ++i) {
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("code", Napi::Number::New(env, i));
+    d.Set("bytes", Napi::Number::New(env, static_cast<double>(dtypeSize(static_cast<Dtype>(i)))));
+    dtypes.Set(dtypeName(static_cast<Dtype>(i)), d);
+  }
+  Napi::Object ops = Napi::Object::New(env);
+  for (int i = 0; i < kReduceOpCount; ++i) ops.Set(opName(static_cast<ReduceOp>(i)), Napi::Number::New(env, i));
+  Napi::Object codes = Napi::Object::New(env);
+  codes.Set("dtypes", dtypes);
+  codes.Set("ops", ops);
+  return codes;
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -40,6 +58,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   CommunicatorBinding::Init(env, exports, state);
   DeviceBufferBinding::Init(env, exports);
   exports.Set("buildInfo", buildInfo(env));
+  exports.Set("wireCodes", wireCodes(env));
   return exports;
 }
 

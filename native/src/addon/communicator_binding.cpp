@@ -29,9 +29,12 @@ Napi::Error makeError(Napi::Env env, const CommError& e) {
   return err;
 }
 
+// Argument errors are found before an operation is queued, so nothing was sent: the TypeScript
+// layer keeps the communicator usable after an error marked beforeSend (src/communicator.ts).
 [[noreturn]] void throwArg(Napi::Env env, const std::string& message) {
   Napi::Error err = Napi::TypeError::New(env, message);
   err.Set("code", Napi::String::New(env, "ERR_RINGTRAIN_ARGUMENT"));
+  err.Set("beforeSend", Napi::Boolean::New(env, true));
   throw err;
 }
 
@@ -115,6 +118,12 @@ CommunicatorBinding::CommunicatorBinding(const Napi::CallbackInfo& info) : Napi:
     Napi::Value v = o.Get(key);
     return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
   };
+  // Tuning has no fallback here: src/settings.ts resolves every value, and a missing one is a bug.
+  auto tuning = [&](const char* key) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() < 0) throwArg(env, std::string("NativeCommunicator: option ") + key + " must be a number >= 0");
+    return v.As<Napi::Number>().DoubleValue();
+  };
   auto str = [&](const char* key) {
     Napi::Value v = o.Get(key);
     return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
@@ -123,11 +132,12 @@ CommunicatorBinding::CommunicatorBinding(const Napi::CallbackInfo& info) : Napi:
   opts.rank = static_cast<int>(num("rank", 0));
   opts.size = static_cast<int>(num("size", 1));
   opts.token = str("token");
-  opts.timeoutMs = static_cast<int>(num("timeoutMs", 120000));
-  opts.stallWarningMs = static_cast<int>(num("stallWarningMs", 30000));
-  opts.segmentBytes = static_cast<size_t>(num("segmentBytes", 1 << 20));
-  opts.smallBytes = static_cast<size_t>(num("smallBytes", 32 << 10));
-  opts.socketBuffer = static_cast<int>(num("socketBuffer", 0));
+  opts.timeoutMs = static_cast<int>(tuning("timeoutMs"));
+  opts.stallWarningMs = static_cast<int>(tuning("stallWarningMs"));
+  opts.segmentBytes = static_cast<size_t>(tuning("segmentBytes"));
+  opts.smallBytes = static_cast<size_t>(tuning("smallBytes"));
+  opts.pieceBytes = static_cast<size_t>(tuning("pieceBytes"));
+  opts.spinUs = static_cast<int64_t>(tuning("spinUs"));
   opts.bindHost = str("bindHost");
   timing_ = o.Get("timing").ToBoolean().Value();
   opts.portMin = static_cast<int>(num("portMin", 0));

@@ -34,6 +34,21 @@ void drainEventFd(int fd) {
   (void)ignored;
 }
 
+RingOptions ringOptions(const CommunicatorOptions& o, std::vector<PeerAddress> peers) {
+  RingOptions ro;
+  ro.rank = o.rank;
+  ro.size = o.size;
+  ro.peers = std::move(peers);
+  ro.timeoutMs = o.timeoutMs;
+  ro.stallWarningMs = o.stallWarningMs;
+  ro.segmentBytes = o.segmentBytes;
+  ro.smallBytes = o.smallBytes;
+  ro.pieceBytes = o.pieceBytes;
+  ro.spinUs = o.spinUs;
+  ro.log = o.log;
+  return ro;
+}
+
 }  // namespace
 
 Communicator::Communicator(CommunicatorOptions options) : o_(std::move(options)) {
@@ -209,7 +224,7 @@ void Communicator::execute(Operation& op) {
         if (static_cast<int>(op.peers.size()) != o_.size) {
           throw CommError(ErrorCode::Argument, "peer table has " + std::to_string(op.peers.size()) + " entries for " + std::to_string(o_.size) + " ranks");
         }
-        RingConnector connector(o_.rank, o_.size, o_.token, op.peers, o_.socketBuffer, o_.log);
+        RingConnector connector(o_.rank, o_.size, o_.token, op.peers, o_.log);
         RingLinks links = connector.establish(listener_, nowMs() + o_.timeoutMs, cancelled_);
         listener_.reset();  // nothing else may join this ring: strangers now meet a closed port
         std::vector<std::unique_ptr<Link>> mesh(links.mesh.size());
@@ -223,25 +238,14 @@ void Communicator::execute(Operation& op) {
           topRanks_.clear();
           for (int q = 0; q < o_.size; ++q) topRanks_.push_back(q);
         }
-        RingOptions ro;
-        ro.rank = o_.rank;
-        ro.size = o_.size;
-        ro.peers = op.peers;
-        ro.timeoutMs = o_.timeoutMs;
-        ro.stallWarningMs = o_.stallWarningMs;
-        ro.segmentBytes = o_.segmentBytes;
-        ro.smallBytes = o_.smallBytes;
-        ro.log = o_.log;
-        ring_ = std::make_unique<Ring>(std::move(ro), std::move(links), cancelFd_);
+        ring_ = std::make_unique<Ring>(ringOptions(o_, op.peers), std::move(links), cancelFd_);
       } else {
         {
           std::lock_guard<std::mutex> lock(mu_);
           topPeers_ = op.peers;
           topRanks_ = {0};
         }
-        RingOptions ro;
-        ro.log = o_.log;
-        ring_ = std::make_unique<Ring>(std::move(ro), RingLinks{}, cancelFd_);
+        ring_ = std::make_unique<Ring>(ringOptions(o_, {}), RingLinks{}, cancelFd_);
       }
       op.done(op, nullptr);
       return;

@@ -32,11 +32,13 @@ struct CommunicatorOptions {
   int rank = 0;
   int size = 1;
   std::string token;
-  int timeoutMs = 120000;
-  int stallWarningMs = 30000;
-  size_t segmentBytes = 1 << 20;
-  size_t smallBytes = 32 << 10;  // see RingOptions::smallBytes
-  int socketBuffer = 0;
+  // Tuning, as RingOptions (no defaults here: the binding passes the settings table's values).
+  int timeoutMs = 0;
+  int stallWarningMs = 0;
+  size_t segmentBytes = 0;
+  size_t smallBytes = 0;
+  size_t pieceBytes = 0;
+  int64_t spinUs = 0;
   std::string bindHost;  // numeric address to listen on; "" = all interfaces
   int portMin = 0;
   int portMax = 0;

@@ -8,6 +8,18 @@
 namespace ringtrain {
 namespace {
 
+// The core's Dtype / ReduceOp (dtype.h) are the one numbering; device_api.h repeats it so that it
+// stays free of core includes, and these checks, compiled in every build, keep the two equal.
+#define RT_SAME(E, v) static_cast<int>(ringtrain::E::v) == static_cast<int>(ringtrain::cuda::E::v)
+static_assert(RT_SAME(Dtype, Float32) && RT_SAME(Dtype, Float64) && RT_SAME(Dtype, Int32) &&
+                  RT_SAME(Dtype, Int8) && RT_SAME(Dtype, Uint8) && RT_SAME(Dtype, Int64) &&
+                  RT_SAME(Dtype, Float16) && RT_SAME(Dtype, BFloat16) && kDtypeCount == 8,
+              "cuda::Dtype numbering differs from the core's (native/src/core/dtype.h)");
+static_assert(RT_SAME(ReduceOp, Sum) && RT_SAME(ReduceOp, Avg) && RT_SAME(ReduceOp, Min) &&
+                  RT_SAME(ReduceOp, Max) && RT_SAME(ReduceOp, Prod) && kReduceOpCount == 5,
+              "cuda::ReduceOp numbering differs from the core's (native/src/core/dtype.h)");
+#undef RT_SAME
+
 constexpr size_t kChunkBytes = size_t{8} << 20;
 constexpr int kSlots = 3;  // one downloading, one on the ring, one uploading
 
@@ -27,7 +39,7 @@ void DeviceAllreduce::run(Ring& ring, uint64_t devicePtr, size_t count, Dtype dt
       stager_ = std::make_unique<cuda::DeviceStager>(o);
       device_ = device;
     }
-    const auto cdt = static_cast<cuda::Dtype>(dtype);  // same numbering (checked in device_api.h)
+    const auto cdt = static_cast<cuda::Dtype>(dtype);  // same numbering (static_asserts above)
     const size_t elem = dtypeSize(dtype);
     const size_t per = kChunkBytes / elem;
     const size_t chunks = count == 0 ? 1 : (count + per - 1) / per;

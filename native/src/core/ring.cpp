@@ -49,10 +49,7 @@ Ring::Ring(RingOptions options, RingLinks links, int cancelFd)
   o_.segmentBytes = seg - seg % 8;  // whole elements of every dtype
   if (o_.size > 1) scratch_.resize(o_.segmentBytes);
   heartbeatMs_ = std::clamp(o_.timeoutMs / 4, 20, 1000);
-  spinUs_ = 50;
   announceAfterMs_ = std::clamp(std::min(o_.stallWarningMs, o_.timeoutMs) / 4, 1, 20);
-  if (const char* piece = std::getenv("RINGTRAIN_PIECE_BYTES")) pieceBytes_ = static_cast<size_t>(std::atoll(piece));
-  if (const char* spin = std::getenv("RINGTRAIN_SPIN_US")) spinUs_ = std::atoll(spin);
   hasPartners_ = o_.size > 1;
   for (int q : doublingPartners(o_.rank, o_.size)) {
     if (static_cast<size_t>(q) >= links_.partners.size() || !links_.partners[static_cast<size_t>(q)].valid()) hasPartners_ = false;
@@ -540,7 +537,7 @@ void Ring::pairwise(int peer, const wire::CollectiveHeader& h, const std::string
   partnerMidFrame_ = -1;
   const int64_t start = callStartMs_;
   int64_t lastProgress = start;
-  const int64_t spinUntil = nowUs() + spinUs_;
+  const int64_t spinUntil = nowUs() + o_.spinUs;
   bool stallWarned = false;
   for (;;) {
     if (outOff < smallOut_.size()) {
@@ -655,10 +652,10 @@ void Ring::allreduce(void* data, size_t count, Dtype dtype, ReduceOp op, uint64_
     smallAllreduce(h, data, count, dtype, op);
     return;
   }
-  if (pieceBytes_ > 0 && count * elem > pieceBytes_) {
+  if (o_.pieceBytes > 0 && count * elem > o_.pieceBytes) {
     // Large buffers go round the ring in consecutive pieces, each small enough that what a rank
     // touches stays in cache; every rank cuts at the same places, so piece k meets piece k.
-    const size_t per = std::max<size_t>(1, pieceBytes_ / elem);
+    const size_t per = std::max<size_t>(1, o_.pieceBytes / elem);
     for (size_t first = 0; first < count; first += per) {
       allreduce(static_cast<uint8_t*>(data) + first * elem, std::min(per, count - first), dtype, op, seq, first == 0 ? times : nullptr);
     }

@@ -24,14 +24,18 @@ struct RingOptions {
   int rank = 0;
   int size = 1;
   std::vector<PeerAddress> peers;
-  int timeoutMs = 120000;
-  int stallWarningMs = 30000;
-  size_t segmentBytes = 1 << 20;
+  // Tuning: the values, their defaults and which must agree across ranks come from the settings
+  // table (src/settings.ts) through CommunicatorOptions; the core keeps no defaults of its own.
+  int timeoutMs = 0;
+  int stallWarningMs = 0;
+  size_t segmentBytes = 0;  // job-wide
   // All-reduces of at most this many bytes use recursive doubling over direct links (fewer hops
   // than the ring's 2(n-1), but log2(n) whole copies of the message per rank instead of 2(n-1)/n).
-  // Must be equal on every rank. The default is the crossover measured on 1 Gbit/s links with
-  // 4 ranks; it grows with latency x bandwidth (about 8 x latency x bandwidth for 4 ranks).
-  size_t smallBytes = 32 << 10;
+  size_t smallBytes = 0;  // job-wide
+  // Larger all-reduces go round the ring in pieces of this size; 0: one pass.
+  size_t pieceBytes = 0;  // job-wide
+  // How long a small exchange retries (yielding) before it sleeps in poll().
+  int64_t spinUs = 0;
   Logger log;
 };
 
@@ -146,8 +150,6 @@ class Ring {
   int64_t callStartMs_ = 0;
   bool fwdMidFrame_ = false;     // the forward stream is inside a frame: nothing else may be written
   int partnerMidFrame_ = -1;     // partner whose link is inside a message we are sending
-  int64_t spinUs_ = 0;           // how long a small exchange retries (yielding) before it sleeps in poll()
-  size_t pieceBytes_ = size_t{8} << 20;  // RINGTRAIN_PIECE_BYTES: larger buffers go round in pieces; 0: one pass
 
   ControlParser ctlParser_;  // bytes from the right neighbour
   int64_t lastHeardRight_ = 0;

@@ -111,8 +111,8 @@ bool pump(Handshake& h, short revents, std::string* why) {
 
 }  // namespace
 
-RingConnector::RingConnector(int rank, int size, std::string token, std::vector<PeerAddress> peers, int socketBuffer, Logger log)
-    : rank_(rank), size_(size), token_(std::move(token)), peers_(std::move(peers)), socketBuffer_(socketBuffer), log_(std::move(log)) {}
+RingConnector::RingConnector(int rank, int size, std::string token, std::vector<PeerAddress> peers, Logger log)
+    : rank_(rank), size_(size), token_(std::move(token)), peers_(std::move(peers)), log_(std::move(log)) {}
 
 std::vector<int> doublingPartners(int rank, int size) {
   int p = 1;
@@ -249,7 +249,7 @@ RingLinks RingConnector::establish(Socket& listener, int64_t deadline, const std
             ok = false;
             why = std::strerror(e);
           } else {
-            tuneSocket(d.sock.fd(), socketBuffer_);
+            tuneSocket(d.sock.fd());
             uint8_t buf[wire::Hello::kSize];
             d.hello.encode(buf);
             d.queue(buf, sizeof buf);
@@ -315,7 +315,7 @@ RingLinks RingConnector::establish(Socket& listener, int64_t deadline, const std
         for (Want& w : wants) {
           if (!w.dial && w.peer == static_cast<int>(h->hello.fromRank) && w.channel == h->hello.channel && !w.slot->valid()) {
             *w.slot = std::move(h->sock);
-            tuneSocket(w.slot->fd(), socketBuffer_);
+            tuneSocket(w.slot->fd());
             break;
           }
         }

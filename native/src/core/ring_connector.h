@@ -42,7 +42,7 @@ std::string describePeer(int rank, const PeerAddress& p);
 
 class RingConnector {
  public:
-  RingConnector(int rank, int size, std::string token, std::vector<PeerAddress> peers, int socketBuffer, Logger log);
+  RingConnector(int rank, int size, std::string token, std::vector<PeerAddress> peers, Logger log);
 
   // Blocks until both links are up, `deadline` (monotonic ms) passes, or `cancel` is set.
   RingLinks establish(Socket& listener, int64_t deadline, const std::atomic<bool>& cancel);
@@ -52,7 +52,6 @@ class RingConnector {
   int size_;
   std::string token_;
   std::vector<PeerAddress> peers_;
-  int socketBuffer_;
   Logger log_;
 };
 

@@ -41,9 +41,9 @@ Socket startConnect(const std::string& host, int port);
 int socketError(int fd);
 
 void setNonBlocking(int fd);
-// TCP_NODELAY, keepalive, and send/receive buffers when bufferBytes > 0 (0 keeps kernel autotuning,
-// which on Linux usually grows further than a fixed size the unprivileged cap allows).
-void tuneSocket(int fd, int bufferBytes);
+// TCP_NODELAY and keepalive. Buffer sizes stay with the kernel's autotuning, which on Linux grows
+// further than a fixed size the unprivileged cap allows.
+void tuneSocket(int fd);
 
 // "addr:port" of the remote end, for messages.
 std::string peerName(int fd);
