@@ -82,12 +82,4 @@ export async function localAddressToward(ip: string): Promise<string> {
   }
 }
 
-/** The address of network interface `name` (IPv4 preferred), or undefined when this machine has no such interface. */
-export function interfaceAddress(name: string): string | undefined {
-  const list = os.networkInterfaces()[name];
-  if (!list || list.length === 0) return undefined;
-  const v4 = list.find((a) => a.family === 'IPv4');
-  if (v4) return v4.address;
-  const v6 = list.find((a) => a.family === 'IPv6' && !a.address.toLowerCase().startsWith('fe80'));
-  return (v6 ?? list[0]!).address;
-}
+

@@ -5,7 +5,8 @@
  */
 import { RingtrainError } from '../errors.js';
 import { RendezvousServer, type RendezvousServerOptions } from '../rendezvous.js';
-import { interfaceAddress, localAddressToward, resolveHost } from './local-addresses.js';
+import { findInterfaceAddress } from '../interfaces.js';
+import { localAddressToward, resolveHost } from './local-addresses.js';
 
 export interface RendezvousPlan {
   /** Address to listen on. */
@@ -26,7 +27,7 @@ export async function planRendezvous(
 ): Promise<RendezvousPlan> {
   let warning: string | undefined;
   if (networkInterface !== undefined) {
-    const address = interfaceAddress(networkInterface);
+    const address = findInterfaceAddress(networkInterface);
     if (address !== undefined) {
       return { bind: address, advertiseTo: new Map(remoteHosts.map((h) => [h.host, address])), advertiseLocal: address, warning };
     }

@@ -9,7 +9,7 @@ import { resolveCommunicator } from './default-communicator.js';
 import type { NamedTensor } from './distributed-optimizer.js';
 import { checkModel, type ModelLike } from './model-like.js';
 import { allocateFor, broadcastJson, checkRoot, layoutFor, pack, specOf, unpack, type TensorSpec } from './packed-transfer.js';
-import { agree, hash32 } from './rank-agreement.js';
+import { agree, hash32, layoutSignature } from './rank-agreement.js';
 
 export interface BroadcastOptions {
   /** Rank whose values everybody takes. Default 0. */
@@ -30,10 +30,6 @@ export interface BroadcastModelOptions extends BroadcastOptions {
 interface OptimizerSpec {
   className: string | null;
   state: { name: string; shape: number[]; dtype: string }[] | null;
-}
-
-function signature(specs: readonly TensorSpec[]): string {
-  return specs.map((s) => `${s.dtype}[${s.shape.join(',')}]`).join(';');
 }
 
 function elements(specs: readonly TensorSpec[]): number {
@@ -88,7 +84,7 @@ export async function broadcastModel(model: ModelLike, options: BroadcastModelOp
     await agree(
       comm,
       {
-        hash: hash32(`${signature(weightSpecs)}|${optimizerMatches ? 'ok' : optimizer?.getClassName() ?? 'none'}`),
+        hash: hash32(`${layoutSignature(weightSpecs)}|${optimizerMatches ? 'ok' : optimizer?.getClassName() ?? 'none'}`),
         counts: [weightSpecs.length, elements(weightSpecs), optimizerMatches ? 1 : 0],
       },
       'the models given to broadcastModel',
@@ -160,7 +156,7 @@ export async function broadcastVariables(
   const specs = list.map(specOf);
   await agree(
     comm,
-    { hash: hash32(signature(specs)), counts: [specs.length, elements(specs)] },
+    { hash: hash32(layoutSignature(specs)), counts: [specs.length, elements(specs)] },
     'the variables given to broadcastVariables',
     (s) => `${s.counts[0]} variables, ${s.counts[1]} elements`,
     'Pass the same variables (shapes, dtypes, order) on every rank.',

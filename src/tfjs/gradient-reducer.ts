@@ -21,7 +21,7 @@ import { RingtrainError } from '../errors.js';
 import { monotonicMicros, timelineEnabled, traceSpan } from '../timeline.js';
 import type { Communicator } from '../types.js';
 import { narrowToFloat16, widenFromFloat16 } from './float16.js';
-import { agreeSync, hash32, type RankSummary } from './rank-agreement.js';
+import { agreeSync, hash32, layoutSignature, type RankSummary } from './rank-agreement.js';
 
 export type GradientCompression = 'none' | 'fp16';
 
@@ -81,10 +81,6 @@ interface Plan {
 }
 
 const REDUCIBLE: ReadonlySet<string> = new Set(['float32', 'int32', 'bool']);
-
-function planKey(grads: readonly (tf.Tensor | null)[]): string {
-  return grads.map((g) => (g === null ? '-' : `${g.dtype}[${g.shape.join(',')}]`)).join(';');
-}
 
 export class GradientReducer {
   readonly stats: ReducerStats = { steps: 0, buckets: 0, collectives: 0, bytes: 0, allreduceMs: 0, gatherMs: 0, scatterMs: 0 };
@@ -183,7 +179,7 @@ export class GradientReducer {
   }
 
   private planFor(grads: readonly (tf.Tensor | null)[]): Plan {
-    const key = planKey(grads);
+    const key = layoutSignature(grads);
     if (this.plan?.key === key && this.planComm === this.comm) return this.plan;
     const bytesPer = this.options.compression === 'fp16' ? 2 : 4;
     const limit = Math.max(1, Math.floor(this.options.fusionBytes / bytesPer));

@@ -28,6 +28,14 @@ export function hash32(text: string): number {
   return h | 0;
 }
 
+/**
+ * The layout of a list of tensors as one string, `dtype[d0,d1];...` (`-` for a missing one): what
+ * must be equal across ranks (hashed into a RankSummary), and what a cached plan is keyed on.
+ */
+export function layoutSignature(tensors: readonly ({ dtype: string; shape: readonly number[] } | null)[]): string {
+  return tensors.map((t) => (t === null ? '-' : `${t.dtype}[${t.shape.join(',')}]`)).join(';');
+}
+
 function pack(comm: Communicator, mine: RankSummary, width: number): Int32Array {
   if (mine.counts.length !== width - 1) throw new RangeError('rank-agreement: counts length differs from width');
   const v = new Int32Array(comm.size * width);

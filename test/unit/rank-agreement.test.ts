@@ -1,7 +1,7 @@
 // The verdict of the cross-rank agreement check: given every rank's summary, agree or throw a
 // message that names the ranks, grouped by what they reported.
 import { describe, expect, it } from 'vitest';
-import { hash32, verdict, type RankSummary } from '../../dist/tfjs/rank-agreement.js';
+import { hash32, layoutSignature, verdict, type RankSummary } from '../../dist/tfjs/rank-agreement.js';
 
 const describeCounts = (s: RankSummary): string => `${s.counts[0]} tensors`;
 const summary = (text: string, tensors: number): RankSummary => ({ hash: hash32(text), counts: [tensors] });
@@ -41,5 +41,11 @@ describe('rank agreement verdicts', () => {
     const all = Array.from({ length: 12 }, (_, r) => summary(r === 11 ? 'odd' : 'same', 1));
     const e = verdictError(all);
     expect(e.message).toContain('ranks 0,1,2,3,4,5,6,7,…: 1 tensors; rank 11: 1 tensors');
+  });
+
+  it('layoutSignature writes each tensor as dtype[shape], a missing one as -, in order', () => {
+    expect(layoutSignature([{ dtype: 'float32', shape: [2, 3] }, null, { dtype: 'int32', shape: [] }])).toBe('float32[2,3];-;int32[]');
+    expect(layoutSignature([])).toBe('');
+    expect(layoutSignature([{ dtype: 'float32', shape: [6] }])).not.toBe(layoutSignature([{ dtype: 'float32', shape: [2, 3] }]));
   });
 });

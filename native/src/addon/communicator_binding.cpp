@@ -1,5 +1,6 @@
 #include "communicator_binding.h"
 
+#include "clock.h"
 #include "device_binding.h"
 
 #include <condition_variable>
@@ -253,7 +254,7 @@ Napi::Value CommunicatorBinding::submitAsync(Napi::Env env, std::unique_ptr<Oper
     c->startUs = o.startUs;
     c->headerUs = o.phases.headerDoneUs;
     c->reduceScatterUs = o.phases.reduceScatterDoneUs;
-    c->endUs = steadyMicros();
+    c->endUs = nowUs();
     if (tsfn.NonBlockingCall(c) != napi_ok) delete c;  // only when the environment is being torn down
   };
   core_->submit(std::move(op));
@@ -349,7 +350,7 @@ Napi::Value CommunicatorBinding::AllreduceSync(const Napi::CallbackInfo& info) {
     wait->start = o.startUs;
     wait->header = o.phases.headerDoneUs;
     wait->rs = o.phases.reduceScatterDoneUs;
-    wait->end = steadyMicros();
+    wait->end = nowUs();
     wait->done = true;
     wait->cv.notify_all();
   };

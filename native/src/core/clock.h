@@ -1,4 +1,5 @@
-// Monotonic milliseconds, for deadlines that survive wall-clock jumps.
+// The core's one clock: the steady clock, in milliseconds for deadlines that survive wall-clock
+// jumps and in microseconds for timelines and spin budgets.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -7,6 +8,11 @@ namespace ringtrain {
 
 inline int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+inline int64_t nowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 

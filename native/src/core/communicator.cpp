@@ -11,11 +11,6 @@
 
 namespace ringtrain {
 
-int64_t steadyMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 namespace {
 
 void logToStderr(const std::string& line) {
@@ -115,7 +110,7 @@ void Communicator::wake() {
 }
 
 void Communicator::submit(std::unique_ptr<Operation> op) {
-  op->submittedUs = steadyMicros();
+  op->submittedUs = nowUs();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!closeRequested_ && !workerDone_) {
@@ -194,7 +189,7 @@ void Communicator::stopP2p() {
 }
 
 void Communicator::execute(Operation& op) {
-  op.startUs = steadyMicros();
+  op.startUs = nowUs();
   if (op.kind == OpKind::Close) {
     stopP2p();
     if (ring_ && !failure_) ring_->goodbyeAndClose();
@@ -316,7 +311,7 @@ bool Communicator::tryRunInline(Operation& op) {
     // earlier is still waiting to run: running now keeps submission order.
     if (!queue_.empty() || closeRequested_ || workerDone_) return false;
   }
-  op.submittedUs = steadyMicros();
+  op.submittedUs = nowUs();
   execute(op);
   return true;
 }

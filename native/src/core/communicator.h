@@ -141,6 +141,4 @@ class Communicator {
   std::mutex joinMu_;
 };
 
-int64_t steadyMicros();
-
 }  // namespace ringtrain

@@ -25,11 +25,6 @@ constexpr int kDataGraceMs = 2000;
 constexpr int kAbortGraceMs = 1000;
 constexpr size_t kMinSegmentBytes = 16 << 10;
 
-int64_t nowUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string seconds(int64_t ms) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ms) / 1000.0);
@@ -203,8 +198,6 @@ void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, G
   int64_t lastProgress = start;
   bool stallWarned = false;
   bool leftQuiet = false;  // left hung up after finishing its part: stop polling it
-  const int64_t startUs = times ? nowUs() : 0;
-  (void)startUs;
 
   auto sendLimit = [&]() -> size_t {
     if (sStep >= S) return 0;
@@ -363,7 +356,6 @@ void Ring::run(const wire::CollectiveHeader& header, std::vector<Step>& steps, G
     }
   }
   fwdMidFrame_ = false;
-  if (times) times->endUs = nowUs();
 }
 
 bool Ring::forwardPayloadIsEmpty(const wire::CollectiveHeader& h) const {

@@ -43,7 +43,6 @@ struct RingOptions {
 struct PhaseTimes {
   int64_t headerDoneUs = 0;
   int64_t reduceScatterDoneUs = 0;
-  int64_t endUs = 0;
 };
 
 class Ring {
