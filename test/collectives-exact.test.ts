@@ -18,7 +18,30 @@ function casesFor(n: number) {
   return cases;
 }
 
-async function check(size: number, spec: unknown, env: Record<string, string> = {}) {
+interface Spec {
+  allreduce?: unknown[];
+  reducescatter?: unknown[];
+  concurrent?: unknown[];
+  broadcast?: unknown[];
+  allgather?: unknown[];
+  latecomers?: unknown;
+  barrier?: number;
+}
+
+/** How many checks the worker makes for `spec` (collectives-worker.mjs counts one per `checked++`). */
+function expectedChecks(size: number, spec: Spec): number {
+  return (
+    (spec.allreduce?.length ?? 0) +
+    (spec.reducescatter?.length ?? 0) +
+    (spec.concurrent ? 1 : 0) +
+    size * (spec.broadcast?.length ?? 0) +
+    (spec.allgather?.length ?? 0) +
+    (spec.latecomers ? 1 : 0) +
+    (spec.barrier ? 1 : 0)
+  );
+}
+
+async function check(size: number, spec: Spec, env: Record<string, string> = {}) {
   const results = await runRanks({
     size,
     script: 'test/fixtures/collectives-worker.mjs',
@@ -29,6 +52,8 @@ async function check(size: number, spec: unknown, env: Record<string, string> = 
   expectAllOk(results);
   for (const r of results) {
     expect(r.json?.failures, `rank ${r.rank}`).toEqual([]);
+    // An empty or cut-short run cannot pass: every check the spec asks for was made.
+    expect(r.json?.checked, `rank ${r.rank} checks`).toBe(expectedChecks(size, spec));
     expect(r.json?.size).toBe(size);
     expect(r.json?.rank).toBe(r.rank);
   }

@@ -134,6 +134,9 @@ describe('kill -9 of one rank during a stream of all-reduces', () => {
   it('no wrong result: every all-reduce that completed before the kill was exact', () => {
     const bad = outcomes.filter((o) => o.wrong);
     expect(sum((o) => o.wrong), detailOf(bad)).toBe(0);
+    // Not vacuous: the survivors checked calls before the kill.
+    const checked = sum((o) => o.runs.filter((r) => r.rank !== o.trial.victim).reduce((s, r) => s + Number(r.json?.calls ?? 0), 0));
+    expect(checked).toBeGreaterThan(0);
   });
 
   it("every survivor's error names the dead rank and its address", () => {

@@ -46,7 +46,6 @@ static addrinfo* resolve(const std::string& host, int port, bool passive) {
 }
 
 Socket listenTcp(const std::string& host, int portMin, int portMax, int* port) {
-  if (portMin == 0 && portMax == 0) portMin = portMax = 0;
   std::string lastError = "no port tried";
   for (int p = portMin; p <= portMax; ++p) {
     addrinfo* res = resolve(host, p, true);

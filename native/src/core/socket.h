@@ -1,5 +1,6 @@
-// TCP sockets: an owning fd wrapper and the few blocking-with-deadline helpers the handshake needs.
-// Data transfer in collectives is non-blocking and driven by poll() in the ring code.
+// TCP sockets: an owning fd wrapper, listen/connect and non-blocking send/recv. Nothing here waits
+// for a peer (addresses are numeric, connects complete in the background): the handshake
+// (ring_connector) and the collectives (ring) drive these with poll() under their own deadlines.
 #pragma once
 #include <cstddef>
 #include <cstdint>
