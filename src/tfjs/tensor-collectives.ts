@@ -4,6 +4,7 @@
  * is never modified or disposed; the caller owns the result.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { REDUCE_OPS } from '../dtypes.js';
 import { RingtrainError } from '../errors.js';
 import type { Communicator, ReduceOp } from '../types.js';
 import { resolveCommunicator } from './default-communicator.js';
@@ -24,8 +25,6 @@ export interface TensorBroadcastOptions {
   /** Default: the communicator made by init(). */
   comm?: Communicator;
 }
-
-const OPS: readonly ReduceOp[] = ['sum', 'avg', 'min', 'max', 'prod'];
 
 function argumentError(who: string, message: string): RingtrainError {
   return new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: ${who}: ${message}`);
@@ -57,7 +56,7 @@ export async function allreduceTensor<T extends tf.Tensor>(t: T, options: Tensor
   const who = 'allreduceTensor';
   checkTensor(t, who);
   const op = options.op ?? 'avg';
-  if (!OPS.includes(op)) throw argumentError(who, `unknown op '${String(op)}'; use one of ${OPS.join(', ')}`);
+  if (!REDUCE_OPS.includes(op)) throw argumentError(who, `unknown op '${String(op)}'; use one of ${REDUCE_OPS.join(', ')}`);
   if (t.dtype === 'bool' && op !== 'min' && op !== 'max') {
     throw argumentError(who, `a bool tensor reduces with 'min' (logical and) or 'max' (logical or), not '${op}'`);
   }
