@@ -42,6 +42,8 @@ function checkEquivalence(results: Result[]): void {
   const size = results.length;
   for (const r of results) {
     expect(r.size).toBe(size);
+    // Every case ran (an empty result list cannot pass).
+    expect(r.results, `rank ${r.rank}`).toHaveLength(CASES.length);
     r.results.forEach((c, i) => {
       const label = `rank ${r.rank} case ${i} (${c.mode}/${c.opt}/k=${c.k})`;
       expect(c.maxDiff, label).toBeLessThanOrEqual(1e-5);

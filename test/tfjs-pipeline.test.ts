@@ -64,7 +64,11 @@ function check(results: Result[]): void {
 }
 
 async function run(size: number, cases: Case[]): Promise<Result[]> {
-  return expectAllOk(await runRanks<Result>('tfjs-pipeline.mjs', size, { args: [JSON.stringify(cases)], timeoutMs: 90_000 }));
+  const results = expectAllOk(await runRanks<Result>('tfjs-pipeline.mjs', size, { args: [JSON.stringify(cases)], timeoutMs: 90_000 }));
+  // Every rank ran every case (an empty result list cannot pass).
+  expect(results).toHaveLength(size);
+  for (const r of results) expect(r.results, `rank ${r.rank}`).toHaveLength(cases.length);
+  return results;
 }
 
 describe('PipelineModel equals single-process training', () => {
