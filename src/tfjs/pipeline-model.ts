@@ -214,8 +214,9 @@ export class PipelineModel {
     const [start, end] = this.layerRange;
     disposeLayersOutside(chain, start, end);
     this.runner = new PipelineStage(chain.layers.slice(start, end));
-    this.inShape = concrete(start === 0 ? chain.inputShape : chain.outputShapes[start - 1]!, `the input of stage ${this.stage}`);
-    this.outShape = concrete(chain.outputShapes[end - 1]!, `the output of stage ${this.stage}`);
+    // Row shapes of the messages this rank receives (sized here, so they must be fixed).
+    this.inShape = this.stage > 0 ? concrete(chain.outputShapes[start - 1]!, `the input of stage ${this.stage}`) : [];
+    this.outShape = this.stage < K - 1 ? concrete(chain.outputShapes[end - 1]!, `the output of stage ${this.stage}`) : [];
     this.prev = this.stage > 0 ? this.comm.rank - 1 : -1;
     this.next = this.stage < K - 1 ? this.comm.rank + 1 : -1;
   }
