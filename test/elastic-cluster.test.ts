@@ -16,7 +16,8 @@ import { linesOf, startElasticJob, type ElasticRun } from './elastic-job.js';
 
 const NODE = process.execPath;
 const SETTINGS = ['--json', '--batch', '64', '--commit-every', '5'];
-const ENV = { RINGTRAIN_TIMEOUT_MS: '5000' };
+// The collective timeout (--timeout) bounds how long ranks next to a cut link wait before they give up.
+const TIMEOUT = ['--timeout', '5'];
 const describeRun = (run: ElasticRun): string => `exit ${run.code}, ${run.wallMs} ms:\n${run.output.slice(-8000)}`;
 const results = (run: ElasticRun) => linesOf(run, 'RESULT');
 
@@ -35,9 +36,8 @@ describe.skipIf(skipCluster())('elastic training on a 4-host cluster', () => {
     const both = `${HOSTS[0]}:2\n${HOSTS[1]}:2\n`;
     writeFileSync(hostsFile, both);
     const job = startElasticJob(
-      ['--host-discovery-script', script, '--discovery-interval', '1', '-np', '4', '--min-np', '2', '--elastic-timeout', '20', ...c.sshArgs],
+      ['--host-discovery-script', script, '--discovery-interval', '1', '-np', '4', '--min-np', '2', '--elastic-timeout', '20', ...TIMEOUT, ...c.sshArgs],
       [NODE, 'examples/mnist-elastic.mjs', ...SETTINGS, '--epochs', '3'],
-      ENV,
     );
     await job.waitFor((l) => l.kind === 'STEP' && Number(l.data.step) >= 4);
     const removedAt = Date.now();
@@ -67,9 +67,8 @@ describe.skipIf(skipCluster())('elastic training on a 4-host cluster', () => {
   it('a host whose link is cut: its ranks are given up after --elastic-timeout, the others finish', async () => {
     const c = cluster!;
     const job = startElasticJob(
-      ['-H', `${HOSTS[0]}:2,${HOSTS[1]}:2`, '-np', '4', '--min-np', '2', '--elastic-timeout', '8', ...c.sshArgs],
+      ['-H', `${HOSTS[0]}:2,${HOSTS[1]}:2`, '-np', '4', '--min-np', '2', '--elastic-timeout', '8', ...TIMEOUT, ...c.sshArgs],
       [NODE, 'examples/mnist-elastic.mjs', ...SETTINGS, '--epochs', '2'],
-      ENV,
     );
     await job.waitFor((l) => l.kind === 'STEP' && Number(l.data.step) >= 4);
     const cutAt = Date.now();

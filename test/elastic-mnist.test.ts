@@ -24,8 +24,8 @@ const ELASTIC_TIMEOUT_S = 20;
 const SETTINGS = ['--json', '--batch', '64', '--commit-every', String(COMMIT_EVERY)];
 const EXAMPLE = ['node', 'examples/mnist-elastic.mjs'];
 const FAULTS = ['node', 'test/fixtures/elastic-faults.mjs'];
-const LAUNCH = ['-np', String(NP), '--min-np', '2', '--elastic-timeout', String(ELASTIC_TIMEOUT_S)];
-const ENV = { RINGTRAIN_TIMEOUT_MS: '30000' };
+const LAUNCH = ['-np', String(NP), '--min-np', '2', '--elastic-timeout', String(ELASTIC_TIMEOUT_S), '--timeout', '30'];
+const ENV = {};
 
 interface Outcome {
   name: string;
@@ -124,7 +124,7 @@ describe('elastic MNIST on 4 local ranks, --min-np 2', () => {
       ['all but one', () => killAtStep('all but one', [0, 1, 2, 3].filter((w) => w !== 3 - (s1 % 4)), 3 + pick(10), '1')],
       [
         'graceful leave below min',
-        () => withFaults('graceful leave below --min-np', ['-np', '2', '--min-np', '2', '--elastic-timeout', String(ELASTIC_TIMEOUT_S)], { LEAVE_AT_COMMIT: '1:2' }, [1]),
+        () => withFaults('graceful leave below --min-np', ['-np', '2', '--min-np', '2', '--elastic-timeout', String(ELASTIC_TIMEOUT_S), '--timeout', '30'], { LEAVE_AT_COMMIT: '1:2' }, [1]),
       ],
     ];
     for (const [, task] of named) tasks.push(task);

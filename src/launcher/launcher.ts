@@ -430,10 +430,21 @@ export class Launcher {
         ...this.commonEnv(p, size).filter(([k]) => k !== 'RINGTRAIN_ADDR'),
         [ELASTIC_ADDR_ENV, addr],
         [ELASTIC_ID_ENV, String(p.rank)],
-        [ELASTIC_TIMEOUT_ENV, String(Math.round((this.options.elastic?.timeoutS ?? DEFAULT_ELASTIC_TIMEOUT_S) * 1000))],
+        [ELASTIC_TIMEOUT_ENV, String(this.rankWorldWaitMs())],
       ];
     }
     return this.commonEnv(p, size, addr);
+  }
+
+  /**
+   * How long a rank waits for its next world: longer than the launcher can take to form one (its
+   * gathering and forming deadlines, the first world's start timeout), so the launcher decides and
+   * says why; the rank's own deadline only covers a launcher that went silent.
+   */
+  private rankWorldWaitMs(): number {
+    const reformMs = (this.options.elastic?.timeoutS ?? DEFAULT_ELASTIC_TIMEOUT_S) * 1000;
+    const startMs = this.options.startTimeoutS > 0 ? this.options.startTimeoutS * 1000 : 86_400_000;
+    return Math.round(Math.max(startMs, reformMs) + reformMs + 10_000);
   }
 
   private commonEnv(p: RankPlacement, size: number, addr = ''): [string, string][] {
