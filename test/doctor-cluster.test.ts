@@ -6,7 +6,8 @@
  * Needs root, iproute2, openssh-server and nftables; in CI these tests must run.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -74,6 +75,8 @@ interface SshdVariant {
   ringtrainVersion?: string;
   /** sshd accepts no key at all. */
   refuseKeys?: boolean;
+  /** The host sees an empty directory here (a tmpfs in a mount namespace of its sshd). */
+  hide?: string;
 }
 
 describe.skipIf(skip)('ringtrain doctor on a namespace ssh cluster', () => {
@@ -83,7 +86,7 @@ describe.skipIf(skip)('ringtrain doctor on a namespace ssh cluster', () => {
 
   const ssh = (): string[] => c.sshArgs;
   const doctor = (hosts: readonly string[], ...extra: string[]): Promise<CliRun> =>
-    runCli(['doctor', '-H', hosts.map((h) => `${h}:2`).join(','), ...ssh(), '--port-range', RANGE, '--probe-timeout', '2', ...extra], { killAfterMs: 90_000 });
+    runCli(['doctor', '-H', hosts.map((h) => `${h}:2`).join(','), ...ssh(), '--port-range', RANGE, '--probe-timeout', '2', '--link-seconds', '1.5', ...extra], { killAfterMs: 90_000 });
   const json = (run: CliRun): DoctorReport => JSON.parse(run.stdout) as DoctorReport;
   const row = (run: CliRun, host: string): string => run.stdout.split('\n').find((l) => l.startsWith(`${host} `)) ?? `(no row for ${host})`;
 
@@ -99,11 +102,16 @@ describe.skipIf(skip)('ringtrain doctor on a namespace ssh cluster', () => {
     const args = ['-f', path.join(c.dir, 'sshd_config'), '-p', '22', '-p', '2222', '-o', `ListenAddress=${HOSTS[i]}`, '-o', `PidFile=${pidFile}`];
     if (v.path) args.push('-o', `SetEnv=PATH=${v.path}`);
     if (v.refuseKeys) args.push('-o', 'AuthorizedKeysFile=none');
-    if (v.ringtrainVersion) {
-      const pkg = path.join(c.dir, `package-${i}.json`);
-      writeFileSync(pkg, JSON.stringify({ name: 'ringtrain', version: v.ringtrainVersion, type: 'module' }));
+    if (v.ringtrainVersion || v.hide) {
+      const mounts: string[] = [];
+      if (v.ringtrainVersion) {
+        const pkg = path.join(c.dir, `package-${i}.json`);
+        writeFileSync(pkg, JSON.stringify({ name: 'ringtrain', version: v.ringtrainVersion, type: 'module' }));
+        mounts.push(`mount --bind '${pkg}' '${path.join(ROOT, 'package.json')}'`);
+      }
+      if (v.hide) mounts.push(`mount -t tmpfs rtdoctor '${v.hide}'`);
       const sshd = ['/usr/sbin/sshd', ...args].map((a) => `'${a}'`).join(' ');
-      inHost(i, 'unshare', '-m', 'sh', '-c', `mount --bind '${pkg}' '${path.join(ROOT, 'package.json')}' && exec ${sshd}`);
+      inHost(i, 'unshare', '-m', 'sh', '-c', `${mounts.join(' && ')} && exec ${sshd}`);
     } else {
       inHost(i, '/usr/sbin/sshd', ...args);
     }
@@ -188,7 +196,7 @@ describe.skipIf(skip)('ringtrain doctor on a namespace ssh cluster', () => {
     expect(run.code).toBe(1);
     expect(row(run, H1)).toMatch(/FAIL in 0\/\d out \d\/\d .*FAIL$/);
     for (const from of [H0, H2]) {
-      expect(run.stdout).toMatch(new RegExp(`^${from} +${H1} +473\\d\\d +FAIL +no answer .*dropped, by a firewall on ${H1}`, 'm'));
+      expect(run.stdout).toMatch(new RegExp(`^${from} +${H1} +47300,47320,47340 +FAIL +no answer .*dropped, by a firewall on ${H1}`, 'm'));
       expect(run.stdout).toContain(`error [reachability] ${from} -> ${H1} (${H1}) ports `);
     }
     expect(run.stdout).toContain(`no host can reach ${H1} on any probed port of the range`);
@@ -254,6 +262,20 @@ describe.skipIf(skip)('ringtrain doctor on a namespace ssh cluster', () => {
     expect(run.stdout).toContain(`fix: install ringtrain ${VERSION} on ${H3}`);
   });
 
+  it('names a host where the working directory does not exist', async () => {
+    const hidden = mkdtempSync(path.join(os.tmpdir(), 'rtdoctor-cwd-'));
+    const cwd = path.join(hidden, 'job');
+    mkdirSync(cwd);
+    restore.push(() => rmSync(hidden, { recursive: true, force: true }));
+    await restartSshd(3, { hide: hidden });
+    restore.push(() => restartSshd(3));
+    const run = await runCli(['doctor', '-H', `${H0}:2,${H3}:2`, ...ssh(), '--port-range', RANGE, '--link-seconds', '1'], { cwd, killAfterMs: 90_000 });
+    expect(run.code).toBe(1);
+    expect(row(run, H3)).toMatch(/^10\.78\.0\.4 +FAIL .*FAIL$/);
+    expect(run.stdout).toContain(`error [login] ${H3}: the working directory ${cwd} does not exist there`);
+    expect(row(run, H0)).toMatch(/ ok$/);
+  });
+
   it('names a host that hangs in the check, within its deadline, and stops what it left there', async () => {
     const bin = path.join(c.dir, 'hang-bin');
     mkdirSync(bin, { recursive: true });
@@ -279,7 +301,7 @@ describe.skipIf(skip)('ringtrain doctor on a namespace ssh cluster', () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(new RegExp(`error \\[login\\] ${H3}: ssh to ${H3} failed: .*Permission denied.*passwordless ssh`));
     expect(run.stdout).toMatch(/error \[login\] 10\.78\.0\.77: (ssh to 10\.78\.0\.77 failed: .*(No route to host|timed out).*host unreachable|ssh did not connect within 6s)/);
-    for (const from of [H0, H2]) expect(run.stdout).toMatch(new RegExp(`^${from} +${H1} +473\\d\\d +FAIL +refused: a firewall on ${H1} rejects it`, 'm'));
+    for (const from of [H0, H2]) expect(run.stdout).toMatch(new RegExp(`^${from} +${H1} +47300,47320,47340 +FAIL +refused: a firewall on ${H1} rejects it`, 'm'));
     expect(run.stdout).toMatch(new RegExp(`^${H2} +${H0} +473\\d\\d +SLOW`, 'm'));
     expect(row(run, H0)).toMatch(/ ok$/);
     expect(run.ms).toBeLessThan(40_000);

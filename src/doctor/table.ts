@@ -4,7 +4,7 @@
  */
 import { formatRate, isSlow, median } from './checks/link-check.js';
 import { describeProbe } from './checks/reachability-check.js';
-import type { DoctorReport, Finding, HostReport, Severity } from './report.js';
+import type { DoctorReport, Finding, HostReport, ProbeResult, Severity } from './report.js';
 
 const COLOURS = { ok: '\x1b[32m', error: '\x1b[31m', warn: '\x1b[33m', note: '\x1b[36m', reset: '\x1b[0m' };
 type Status = 'ok' | Severity | 'skip';
@@ -113,11 +113,16 @@ export function renderReport(report: DoctorReport, colour = false): string {
   lines.push(...renderTable(header, rows, colour));
 
   const problemRows: Cell[][] = [];
-  const seen = new Set<string>();
+  // One row per link (pair) and kind of failure, its ports together.
+  const failed = new Map<string, ProbeResult[]>();
   for (const p of report.probes) {
-    if (p.ok || seen.has(`${p.from}|${p.to}|${p.port}`)) continue;
-    seen.add(`${p.from}|${p.to}|${p.port}`);
-    problemRows.push([{ text: p.from }, { text: p.to }, { text: String(p.port) }, { text: 'FAIL', status: 'error' }, { text: describeProbe(p) }]);
+    if (p.ok) continue;
+    const key = `${p.from}|${p.to}|${describeProbe(p)}`;
+    failed.set(key, [...(failed.get(key) ?? []), p]);
+  }
+  for (const group of failed.values()) {
+    const p = group[0]!;
+    problemRows.push([{ text: p.from }, { text: p.to }, { text: group.map((g) => g.port).join(',') }, { text: 'FAIL', status: 'error' }, { text: describeProbe(p) }]);
   }
   for (const h of report.hosts) {
     if (h.control && !h.control.ok) {
