@@ -1,11 +1,12 @@
 # ringtrain's CUDA data path (native/cuda), for the top-level CMakeLists.txt:
 #
 #   include(cmake/cuda.cmake)           # after add_library(ringtrain_core STATIC ...) and the addon
-#   target_link_libraries(ringtrain_core PUBLIC ringtrain_cuda)   # or the addon, PRIVATE
+#   target_link_libraries(ringtrain PRIVATE ringtrain_cuda)       # the addon; never the core
 #
 # Provides
 #   ringtrain_cuda            static library: the CUDA implementation, or the stub that throws
-#                             "built without CUDA"; its users get native/cuda on the include path
+#                             "built without CUDA", plus the core's DeviceReducer over it
+#                             (device_allreduce.cpp); its users get native/cuda on the include path
 #                             and, in the CUDA build only, RINGTRAIN_HAVE_CUDA=1 (test it with
 #                             #ifdef: it is not defined at all in a CPU-only build).
 #   RINGTRAIN_CUDA_ENABLED    ON when the CUDA implementation is built.
@@ -68,6 +69,7 @@ get_filename_component(_rt_cuda_dir "${_rt_cuda_dir}" ABSOLUTE)
 if(RINGTRAIN_CUDA_ENABLED)
   add_library(ringtrain_cuda STATIC
     ${_rt_cuda_dir}/device_api_common.cpp
+    ${_rt_cuda_dir}/device_allreduce.cpp
     ${_rt_cuda_dir}/runtime.cpp
     ${_rt_cuda_dir}/device_memory.cpp
     ${_rt_cuda_dir}/device_stager.cpp
@@ -88,6 +90,7 @@ if(RINGTRAIN_CUDA_ENABLED)
 else()
   add_library(ringtrain_cuda STATIC
     ${_rt_cuda_dir}/device_api_common.cpp
+    ${_rt_cuda_dir}/device_allreduce.cpp
     ${_rt_cuda_dir}/device_api_stub.cpp)
   if(_rt_cuda_mode STREQUAL "OFF")
     set(_rt_why "RINGTRAIN_CUDA=${RINGTRAIN_CUDA}")
@@ -105,13 +108,13 @@ set_target_properties(ringtrain_cuda PROPERTIES
   CUDA_VISIBILITY_PRESET hidden
   VISIBILITY_INLINES_HIDDEN ON)
 target_include_directories(ringtrain_cuda PUBLIC "${_rt_cuda_dir}")
+# The DeviceReducer side depends on the core's headers (dtype, errors, the hook), never the reverse.
+target_include_directories(ringtrain_cuda PRIVATE "${_rt_cuda_dir}/../src/core")
 
-# The addon and the core see the build's CUDA status even before they link ringtrain_cuda.
-foreach(_rt_target ringtrain ringtrain_core)
-  if(TARGET ${_rt_target} AND RINGTRAIN_CUDA_ENABLED)
-    target_compile_definitions(${_rt_target} PUBLIC RINGTRAIN_HAVE_CUDA=1)
-  endif()
-endforeach()
+# The addon sees the build's CUDA status even before it links ringtrain_cuda.
+if(TARGET ringtrain AND RINGTRAIN_CUDA_ENABLED)
+  target_compile_definitions(ringtrain PUBLIC RINGTRAIN_HAVE_CUDA=1)
+endif()
 # Keep the static CUDA runtime's symbols private to the addon, so that a libcudart.so another
 # module loaded (tfjs-node-gpu, ...) can neither interpose on ours nor be interposed on.
 if(RINGTRAIN_CUDA_ENABLED AND TARGET ringtrain AND NOT APPLE AND NOT WIN32)

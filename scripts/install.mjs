@@ -7,9 +7,20 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { npxSelfInstall, RUN_INSTEAD } from './npx-self.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
+
+if (npxSelfInstall(root)) {
+  // Never build (or fail) here: see npx-self.mjs.
+  try {
+    require('node-gyp-build').path(root);
+  } catch {
+    console.error(`ringtrain: this checkout's addon is not built: run \`npm ci\` (or \`npm run build\`) first, ${RUN_INSTEAD}`);
+  }
+  process.exit(0);
+}
 
 function prebuiltLoads() {
   try {

@@ -9,7 +9,7 @@ import { COLLECTIVES, COLLECTIVE_NAMES, type CollectiveName } from '../src/bench
 import { CSV_HEADER } from '../src/bench/report.js';
 import { PROGRESS_MARKER } from '../src/progress.js';
 import { init } from '../src/init.js';
-import { CLI, ROOT, hasCommand, runCli } from './cluster/run-cli.js';
+import { CLI, ROOT, hasCommand, runCli } from './helpers/processes.js';
 
 /** Runs scripts/bench-report.mjs on a report (what the bench printed) and returns the SVG it wrote. */
 function plot(mode: string[], report: string): string {

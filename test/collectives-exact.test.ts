@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { expectAllOk, runRanks } from './helpers/ranks.js';
+import { expectAllOk, runRanks } from './helpers/processes.js';
 
 const DTYPES = ['float32', 'float64', 'int32', 'int8', 'uint8', 'int64', 'float16', 'bfloat16'];
 const OPS = ['sum', 'avg', 'min', 'max', 'prod'];

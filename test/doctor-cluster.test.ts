@@ -13,7 +13,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DoctorReport } from '../src/doctor/report.js';
 import { clusterDown, clusterUnavailable, clusterUp, describeLeftovers, HOSTS, leftovers, type Cluster } from './cluster/cluster.js';
-import { hasCommand, ROOT, runCli, waitUntil, type CliRun } from './cluster/run-cli.js';
+import { hasCommand, ROOT, runCli, waitUntil, type CliRun } from './helpers/processes.js';
 
 const RANGE = '47300-47340';
 /** Every host's link (egress) is shaped to this, so that the healthy links are even on a busy machine. */

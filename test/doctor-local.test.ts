@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { linkTest, probe } from '../src/doctor/probe-client.js';
 import { ProbeListener } from '../src/doctor/probe-listener.js';
 import type { DoctorReport } from '../src/doctor/report.js';
-import { runCli } from './cluster/run-cli.js';
+import { runCli } from './helpers/processes.js';
 
 describe('ringtrain doctor on the local machine', () => {
   it('passes this machine: one row, exit 0, within seconds', async () => {

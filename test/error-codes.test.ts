@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { DeviceBuffer, RingtrainError, currentCommunicator, init, type Communicator } from '../dist/index.js';
 import * as rt from '../dist/tfjs/index.js';
-import { ROOT } from './helpers/ranks.js';
+import { ROOT } from './helpers/processes.js';
 
 /** The codes docs/api.md's table documents. */
 const DOCUMENTED = new Set(

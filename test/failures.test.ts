@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { ROOT, freePort, runRanks, type RankResult } from './helpers/ranks.js';
+import { ROOT, freePort, runRanks, type RankResult } from './helpers/processes.js';
 
 const FIXTURE = 'test/fixtures/fault-worker.mjs';
 

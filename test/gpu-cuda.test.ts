@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from './helpers/ranks.js';
+import { ROOT } from './helpers/processes.js';
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const gpuListed = has('nvidia-smi') && /^GPU /m.test(spawnSync('nvidia-smi', ['-L']).stdout?.toString() ?? '');

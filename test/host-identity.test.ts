@@ -6,8 +6,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { hasCommand } from './cluster/run-cli.js';
-import { freePort, ROOT } from './helpers/ranks.js';
+import { hasCommand, freePort, ROOT } from './helpers/processes.js';
 
 /** Why a rank cannot be given its own host name here (unshare -u needs root), or undefined. */
 function utsUnavailable(): string | undefined {

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FOREIGN_CONTRACT_VARIABLES } from '../dist/contract.js';
-import { ROOT, freePort } from './helpers/ranks.js';
+import { ROOT, freePort } from './helpers/processes.js';
 
 const DOC = fs.readFileSync(path.join(ROOT, 'docs/kubernetes.md'), 'utf8');
 

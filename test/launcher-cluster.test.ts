@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterDown, clusterUp, describeLeftovers, HOSTS, leftovers, ROOT_NS_ADDRESS, skipCluster, type Cluster } from './cluster/cluster.js';
-import { hasCommand, runCli, runCommand, startCli, tagged, waitUntil, type LauncherRankReport as Report } from './cluster/run-cli.js';
+import { hasCommand, runCli, runCommand, startCli, tagged, waitUntil, type LauncherRankReport as Report } from './helpers/processes.js';
 
 const RANK = 'test/fixtures/launcher-rank.mjs';
 

@@ -5,8 +5,7 @@
  * elsewhere its test is skipped, saying why.
  */
 import { describe, expect, it } from 'vitest';
-import { hasCommand, runCommand } from './cluster/run-cli.js';
-import { freePort } from './helpers/ranks.js';
+import { hasCommand, runCommand, freePort } from './helpers/processes.js';
 
 const ALLREDUCE = 'test/fixtures/launcher-allreduce.mjs';
 

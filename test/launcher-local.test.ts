@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { alive, runCli, startCli, tagged, waitUntil, type LauncherRankReport as Report } from './cluster/run-cli.js';
+import { alive, runCli, startCli, tagged, waitUntil, type LauncherRankReport as Report } from './helpers/processes.js';
 
 const RANK = 'test/fixtures/launcher-rank.mjs';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'rtl-local-'));

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { alive, CLI, hasCommand, ROOT, tagged, waitUntil, type LauncherRankReport as Report } from './cluster/run-cli.js';
+import { alive, CLI, hasCommand, ROOT, tagged, waitUntil, type LauncherRankReport as Report } from './helpers/processes.js';
 
 const RANK = path.join(ROOT, 'test/fixtures/launcher-rank.mjs');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'rtl-starter-'));

@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { ROOT, expectAllOk, runRanks } from './helpers/ranks.js';
+import { ROOT, expectAllOk, runRanks } from './helpers/processes.js';
 
 interface LifecycleReport {
   rank: number;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { expectAllOk, runRanks } from './helpers/ranks.js';
+import { expectAllOk, runRanks } from './helpers/processes.js';
 
 describe('memory', () => {
   it('a 256 MiB all-reduce raises a rank\'s peak RSS by at most 1.25 x 256 MiB (the buffer itself included)', async () => {

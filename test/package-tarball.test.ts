@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from './helpers/ranks.js';
+import { freePort } from './helpers/processes.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The canonical repository: package.json's repository and homepage, and every absolute README link. */
@@ -234,12 +234,13 @@ describe('the npm package', () => {
       /^README\.md$/,
       /^LICENSE$/,
       /^binding\.gyp$/,
-      /^scripts\/(install|prepare)\.mjs$/,
+      /^scripts\/(install|prepare|npx-self)\.mjs$/,
       /^prebuilds\/linux-x64\/[^/]+\.node$/,
       /^dist\/.+\.(js|d\.ts)$/,
       /^native\/src\/(core|addon)\/[^/]+\.(cpp|h)$/,
-      // The CPU-only build of the device API (the stub says "built without CUDA").
-      /^native\/cuda\/device_api(\.h|_common\.cpp|_stub\.cpp)$/,
+      // The CPU-only build of the device API (the stub says "built without CUDA") and the core's
+      // DeviceReducer over it.
+      /^native\/cuda\/(device_api(\.h|_common\.cpp|_stub\.cpp)|device_allreduce\.(cpp|h))$/,
     ];
     const unexpected = tarFiles.filter((f) => !allowed.some((re) => re.test(f)));
     expect(unexpected, `unexpected files in ${path.basename(tarball)}`).toEqual([]);

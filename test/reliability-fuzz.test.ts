@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from './helpers/ranks.js';
+import { ROOT } from './helpers/processes.js';
 
 describe('fuzzing the parsers and the handshake (bounded time)', () => {
   it('every fuzz target runs its time without a crash', (ctx) => {

@@ -7,7 +7,7 @@
  * RELIABILITY_KILL_TRIALS (default 20) and RELIABILITY_SEED (default: random, printed) reproduce a run.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { describeRuns, errorOf, startJob, type RankRun } from './reliability-job.js';
+import { describeRuns, errorOf, startJob, type RankRun } from './helpers/processes.js';
 import { mulberry32 } from './helpers/mulberry32.mjs';
 
 const TRIALS = Number(process.env.RELIABILITY_KILL_TRIALS ?? 20);

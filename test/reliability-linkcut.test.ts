@@ -12,7 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterDown, clusterUp, HOSTS, skipCluster, type Cluster } from './cluster/cluster.js';
-import { describeRuns, errorOf, startJob, stderrLineAt } from './reliability-job.js';
+import { describeRuns, errorOf, startJob, stderrLineAt } from './helpers/processes.js';
 
 const TIMEOUT_MS = 2000;
 const BOUND_MS = TIMEOUT_MS + 2500; // timeout + ~2 s, plus process exit under load

@@ -5,7 +5,7 @@
  * small-message path, large ones the ring.
  */
 import { describe, expect, it } from 'vitest';
-import { describeRuns, errorOf, startJob } from './reliability-job.js';
+import { describeRuns, errorOf, startJob } from './helpers/processes.js';
 
 const SIZE = 8;
 const AT = 10; // 0-based: the 11th call, allreduce #11

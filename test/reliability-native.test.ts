@@ -8,7 +8,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from './helpers/ranks.js';
+import { ROOT } from './helpers/processes.js';
 
 const BUILD = path.join(ROOT, 'build/native-tests');
 

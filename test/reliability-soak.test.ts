@@ -5,7 +5,7 @@
  * job opened is left. Each rank prints its numbers; the test prints them for the reviewer.
  */
 import { describe, expect, it } from 'vitest';
-import { describeRuns, startJob } from './reliability-job.js';
+import { describeRuns, startJob } from './helpers/processes.js';
 
 const SMALL = Number(process.env.RELIABILITY_SOAK_SMALL ?? 20_000);
 const LARGE = Number(process.env.RELIABILITY_SOAK_LARGE ?? 200);

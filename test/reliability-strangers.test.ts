@@ -16,8 +16,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { RendezvousClient, RendezvousServer } from '../dist/rendezvous.js';
-import { freePort } from './helpers/ranks.js';
-import { describeRuns, errorOf, startJob, type RankRun } from './reliability-job.js';
+import { freePort, describeRuns, errorOf, startJob, type RankRun } from './helpers/processes.js';
 
 const TOKEN = 'reliability-job-token-5f1c';
 const WRONG = 'some-other-jobs-token-9a2e';

@@ -1,6 +1,6 @@
 /** Typed arrays over a SharedArrayBuffer work in every collective, with exact results. */
 import { describe, expect, it } from 'vitest';
-import { expectAllOk, runRanks } from './helpers/ranks.js';
+import { expectAllOk, runRanks } from './helpers/processes.js';
 
 describe('SharedArrayBuffer views', () => {
   it('allreduce, allreduceSync, broadcast, allgather, reducescatter and sendrecv on shared memory, every dtype, 3 real ranks: exact', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { expectAllOk, runRanks, type RankResult } from './helpers/ranks.js';
+import { expectAllOk, runRanks, type RankResult } from './helpers/processes.js';
 
 type Out = { rank: number; checked: number; failures: string[]; errors: Record<string, { code: string; message?: string; ms?: number }>; ms: Record<string, number> };
 const out = (r: RankResult): Out => r.json as unknown as Out;

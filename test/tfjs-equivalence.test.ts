@@ -1,7 +1,7 @@
 // DistributedOptimizer(op avg) on N ranks, each with 1/N of every batch, must end where a single
 // process training on the full batches ends (within 1e-5), with the same weights on every rank.
 import { describe, expect, it } from 'vitest';
-import { expectAllOk, runRanks } from './tfjs-ranks.js';
+import { expectResults, runFixtureRanks } from './helpers/processes.js';
 
 interface CaseResult {
   mode: string;
@@ -73,12 +73,12 @@ function checkEquivalence(results: Result[]): void {
 
 describe('DistributedOptimizer equivalence with single-process training', () => {
   it('2 ranks on half batches match one process on full batches (fit, fitDataset, variableGrads, minimize; SGD and Adam; k=1 and 2)', async () => {
-    const results = expectAllOk(await runRanks<Result>('tfjs-equivalence.mjs', 2, { args: [JSON.stringify(CASES)], timeoutMs: 90_000 }));
+    const results = expectResults(await runFixtureRanks<Result>('tfjs-equivalence.mjs', 2, { args: [JSON.stringify(CASES)], timeoutMs: 90_000 }));
     checkEquivalence(results);
   }, 100_000);
 
   it('4 ranks on quarter batches match one process on full batches', async () => {
-    const results = expectAllOk(await runRanks<Result>('tfjs-equivalence.mjs', 4, { args: [JSON.stringify(CASES)], timeoutMs: 90_000 }));
+    const results = expectResults(await runFixtureRanks<Result>('tfjs-equivalence.mjs', 4, { args: [JSON.stringify(CASES)], timeoutMs: 90_000 }));
     checkEquivalence(results);
   }, 100_000);
 });

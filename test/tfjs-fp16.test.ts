@@ -2,7 +2,7 @@
 // of one all-reduce stays within what float16 rounding allows. (Convergence on MNIST with fp16 is
 // covered by tfjs-mnist-example.test.ts.)
 import { describe, expect, it } from 'vitest';
-import { expectAllOk, runRanks } from './tfjs-ranks.js';
+import { expectResults, runFixtureRanks } from './helpers/processes.js';
 
 interface Result {
   rank: number;
@@ -16,7 +16,7 @@ interface Result {
 
 describe('fp16 gradient compression', () => {
   it('one all-reduce over 3 ranks is within float16 rounding bounds and sends half the bytes', async () => {
-    const results = expectAllOk(await runRanks<Result>('tfjs-fp16.mjs', 3, { timeoutMs: 60_000 }));
+    const results = expectResults(await runFixtureRanks<Result>('tfjs-fp16.mjs', 3, { timeoutMs: 60_000 }));
     for (const r of results) {
       expect(r.worst, `rank ${r.rank}: worst error / bound`).toBeLessThanOrEqual(1);
       // It really was compressed: results are float16 values, so most differ from the exact mean.

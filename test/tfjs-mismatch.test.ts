@@ -1,7 +1,7 @@
 // Ranks whose models (or gradient options) differ must all fail with a clear
 // ERR_RINGTRAIN_MISMATCH naming the difference, instead of hanging or reducing garbage.
 import { describe, expect, it } from 'vitest';
-import { expectAllOk, runRanks } from './tfjs-ranks.js';
+import { expectResults, runFixtureRanks } from './helpers/processes.js';
 
 interface Result {
   rank: number;
@@ -12,7 +12,7 @@ interface Result {
 }
 
 async function run(what: string, size = 2): Promise<Result[]> {
-  return expectAllOk(await runRanks<Result>('tfjs-mismatch.mjs', size, { args: [what], timeoutMs: 60_000 }));
+  return expectResults(await runFixtureRanks<Result>('tfjs-mismatch.mjs', size, { args: [what], timeoutMs: 60_000 }));
 }
 
 function expectMismatchEverywhere(results: Result[], pattern: RegExp): void {

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { REPO } from './tfjs-ranks.js';
+import { REPO } from './helpers/processes.js';
 
 interface Summary {
   size: number;

@@ -2,7 +2,7 @@
 // from the same seeds, on the same batches, and gatherWeights must equal the reference weights
 // (<= 1e-5) and be identical on every rank; History, predict and evaluate must match too.
 import { describe, expect, it } from 'vitest';
-import { expectAllOk, runRanks } from './tfjs-ranks.js';
+import { expectResults, runFixtureRanks } from './helpers/processes.js';
 
 interface Case {
   net: 'mlp' | 'mlpreg' | 'cnn' | 'mlp4';
@@ -64,7 +64,7 @@ function check(results: Result[]): void {
 }
 
 async function run(size: number, cases: Case[]): Promise<Result[]> {
-  const results = expectAllOk(await runRanks<Result>('tfjs-pipeline.mjs', size, { args: [JSON.stringify(cases)], timeoutMs: 90_000 }));
+  const results = expectResults(await runFixtureRanks<Result>('tfjs-pipeline.mjs', size, { args: [JSON.stringify(cases)], timeoutMs: 90_000 }));
   // Every rank ran every case (an empty result list cannot pass).
   expect(results).toHaveLength(size);
   for (const r of results) expect(r.results, `rank ${r.rank}`).toHaveLength(cases.length);
@@ -125,7 +125,7 @@ interface ErrorResult {
 describe('PipelineModel errors reach every rank before anything trains', () => {
   it('a model that cannot be split, a batch not divisible by microBatches, ranks with different models, one rank refusing', async () => {
     const names = ['tooManyStages', 'badSplitAt', 'notDivisible', 'modelMismatch', 'oneRankRefuses'];
-    const runs = expectAllOk(await runRanks<ErrorResult>('tfjs-pipeline-errors.mjs', 2, { args: [JSON.stringify(names)], timeoutMs: 60_000 }));
+    const runs = expectResults(await runFixtureRanks<ErrorResult>('tfjs-pipeline-errors.mjs', 2, { args: [JSON.stringify(names)], timeoutMs: 60_000 }));
     for (const r of runs) {
       const got = r.results;
       const label = `rank ${r.rank}`;
@@ -157,7 +157,7 @@ interface StatefulResult {
 
 describe('PipelineModel when a stage dies', () => {
   it('the other stage fails at once with ERR_RINGTRAIN_PEER naming the dead rank, instead of waiting', async () => {
-    const runs = await runRanks<ErrorResult & { results: { stageDies: { ms: number } } }>('tfjs-pipeline-errors.mjs', 2, {
+    const runs = await runFixtureRanks<ErrorResult & { results: { stageDies: { ms: number } } }>('tfjs-pipeline-errors.mjs', 2, {
       args: [JSON.stringify(['stageDies'])],
       timeoutMs: 60_000,
     });
@@ -173,7 +173,7 @@ describe('PipelineModel when a stage dies', () => {
 
 describe('PipelineModel with Dropout and BatchNormalization in a recomputed stage', () => {
   it('Dropout: the recomputation uses the forward mask (equals a micro-batch reference), the same seed repeats the run', async () => {
-    const runs = expectAllOk(await runRanks<StatefulResult>('tfjs-pipeline-stateful.mjs', 2, { args: ['dropout'], timeoutMs: 60_000 }));
+    const runs = expectResults(await runFixtureRanks<StatefulResult>('tfjs-pipeline-stateful.mjs', 2, { args: ['dropout'], timeoutMs: 60_000 }));
     for (const r of runs) {
       expect(r.maxDiff, `rank ${r.rank}`).toBeLessThanOrEqual(1e-6);
       expect(r.repeatDiff, `rank ${r.rank}`).toBe(0);
@@ -182,7 +182,7 @@ describe('PipelineModel with Dropout and BatchNormalization in a recomputed stag
   }, 70_000);
 
   it('BatchNormalization: per-micro-batch statistics, moving statistics updated once per micro-batch', async () => {
-    const runs = expectAllOk(await runRanks<StatefulResult>('tfjs-pipeline-stateful.mjs', 2, { args: ['batchnorm'], timeoutMs: 60_000 }));
+    const runs = expectResults(await runFixtureRanks<StatefulResult>('tfjs-pipeline-stateful.mjs', 2, { args: ['batchnorm'], timeoutMs: 60_000 }));
     for (const r of runs) {
       expect(r.weights, `rank ${r.rank}`).toBe(8);
       expect(r.maxDiff, `rank ${r.rank}`).toBeLessThanOrEqual(1e-6);

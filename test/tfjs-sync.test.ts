@@ -2,7 +2,7 @@
 // MetricAverageCallback inside model.fit (both ways tfjs drives callbacks), averageModel including
 // BatchNorm statistics, and LocalSGD against an in-process simulation.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { expectAllOk, runRanks } from './tfjs-ranks.js';
+import { expectResults, runFixtureRanks } from './helpers/processes.js';
 
 type W = number[][];
 interface OptState {
@@ -46,7 +46,7 @@ let results: Result[];
 
 describe('replica synchronisation helpers (3 ranks)', () => {
   beforeAll(async () => {
-    results = expectAllOk(await runRanks<Result>('tfjs-sync.mjs', SIZE, { timeoutMs: 90_000 }));
+    results = expectResults(await runFixtureRanks<Result>('tfjs-sync.mjs', SIZE, { timeoutMs: 90_000 }));
   }, 100_000);
 
   it('broadcastModel gives every rank root’s weights and optimizer state, even ranks with no state yet', () => {

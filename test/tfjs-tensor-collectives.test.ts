@@ -1,6 +1,6 @@
 /** ringtrain/tfjs tensor helpers for custom loops, on real ranks: exact results for every supported dtype. */
 import { describe, expect, it } from 'vitest';
-import { expectAllOk, runRanks } from './helpers/ranks.js';
+import { expectAllOk, runRanks } from './helpers/processes.js';
 
 describe('allreduceTensor, broadcastTensor, averageMetrics', () => {
   it('3 real ranks: float32 / int32 / bool reductions, broadcast and averaged metrics are exact', async () => {

@@ -6,7 +6,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { REPO } from './tfjs-ranks.js';
+import { REPO } from './helpers/processes.js';
 
 describe('ringtrain/tfjs packaging', () => {
   it('the built modules import only @tensorflow/tfjs-core and ringtrain’s own files', async () => {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from './helpers/ranks.js';
+import { ROOT } from './helpers/processes.js';
 
 interface TraceEvent {
   name: string;

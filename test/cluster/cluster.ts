@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { alive, ROOT } from './run-cli.js';
+import { alive, ROOT } from '../helpers/processes.js';
 
 export const CLUSTER_SCRIPT = path.join(ROOT, 'test/cluster/cluster.sh');
 export const HOSTS = ['10.78.0.1', '10.78.0.2', '10.78.0.3', '10.78.0.4'];

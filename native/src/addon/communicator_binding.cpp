@@ -1,6 +1,7 @@
 #include "communicator_binding.h"
 
 #include "clock.h"
+#include "device_allreduce.h"
 #include "device_binding.h"
 
 #include <condition_variable>
@@ -143,6 +144,7 @@ CommunicatorBinding::CommunicatorBinding(const Napi::CallbackInfo& info) : Napi:
   timing_ = o.Get("timing").ToBoolean().Value();
   opts.portMin = static_cast<int>(num("portMin", 0));
   opts.portMax = static_cast<int>(num("portMax", 0));
+  opts.deviceReducer = makeStagedDeviceReducer;  // native/cuda: the real stager, or the stub's "built without CUDA"
   size_ = opts.size;
   rank_ = opts.rank;
   try {

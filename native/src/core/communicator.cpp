@@ -256,8 +256,12 @@ void Communicator::execute(Operation& op) {
     switch (op.kind) {
       case OpKind::Allreduce: ring_->allreduce(op.data, op.count, op.dtype, op.op, op.seq, &op.phases); break;
       case OpKind::AllreduceDevice:
-        if (!device_) device_ = std::make_unique<DeviceAllreduce>();
-        device_->run(*ring_, op.devicePtr, op.count, op.dtype, op.op, op.seq);
+        if (!device_) {
+          if (!o_.deviceReducer) throw CommError(ErrorCode::Argument, "device all-reduce: this build has no device path");
+          device_ = o_.deviceReducer();
+        }
+        device_->allreduce(op.devicePtr, op.count, op.dtype, op.op,
+                           [&](void* host, size_t n) { ring_->allreduce(host, n, op.dtype, op.op, op.seq); });
         break;
       case OpKind::Broadcast: ring_->broadcast(op.data, op.count, op.dtype, op.root, op.seq); break;
       case OpKind::Allgather: ring_->allgather(op.src, op.data, op.count, op.dtype, op.seq); break;

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "comm_error.h"
-#include "device_allreduce.h"
+#include "device_reducer.h"
 #include "dtype.h"
 #include "group_collectives.h"
 #include "p2p_engine.h"
@@ -43,6 +43,7 @@ struct CommunicatorOptions {
   int portMin = 0;
   int portMax = 0;
   Logger log;  // default: stderr
+  DeviceReducerFactory deviceReducer;  // empty: device all-reduce is refused (the core has no GPU code)
 };
 
 // What a sub-communicator (split) takes from its parent: the job's point-to-point engine, its ids
@@ -119,14 +120,14 @@ class Communicator {
   int wakeFd_ = -1;
   int cancelFd_ = -1;
   std::unique_ptr<Ring> ring_;
-  std::unique_ptr<DeviceAllreduce> device_;
+  std::unique_ptr<DeviceReducer> device_;  // worker thread only; made at the first device all-reduce
   std::shared_ptr<P2pEngine> p2p_;  // guarded by mu_ (the pointer; the engine locks itself)
   bool ownsEngine_ = true;           // false in a sub-communicator: the top-level one closes it
   std::vector<int> topRanks_;        // guarded by mu_: rank i's top-level rank (identity at top level)
   std::vector<PeerAddress> topPeers_;  // guarded by mu_: the top-level peer table
   uint16_t userComm_ = 0;
   std::unique_ptr<GroupCollectives> group_;  // a sub-communicator's collectives (worker thread)
-  std::atomic<bool> groupBusy_{false};       // a sub-communicator's call is running  // first device all-reduce creates it
+  std::atomic<bool> groupBusy_{false};       // a sub-communicator's call is running
   uint64_t seq_ = 0;
 
   std::mutex ringMu_;  // whoever runs an operation or a health pass holds it: the ring has one user at a time

@@ -23,13 +23,20 @@ static_assert(RT_SAME(ReduceOp, Sum) && RT_SAME(ReduceOp, Avg) && RT_SAME(Reduce
 constexpr size_t kChunkBytes = size_t{8} << 20;
 constexpr int kSlots = 3;  // one downloading, one on the ring, one uploading
 
-}  // namespace
+class StagedDeviceReducer final : public DeviceReducer {
+ public:
+  void allreduce(uint64_t devicePtr, size_t count, Dtype dtype, ReduceOp op,
+                 const HostAllreduce& ringAllreduce) override {
+    try {
+      run(devicePtr, count, dtype, ringAllreduce);
+    } catch (const cuda::CudaError& e) {
+      throw CommError(e.kind() == cuda::CudaError::Kind::Timeout ? ErrorCode::Timeout : ErrorCode::Argument,
+                      std::string("device all-reduce: ") + e.what());
+    }
+  }
 
-DeviceAllreduce::DeviceAllreduce() = default;
-DeviceAllreduce::~DeviceAllreduce() = default;
-
-void DeviceAllreduce::run(Ring& ring, uint64_t devicePtr, size_t count, Dtype dtype, ReduceOp op, uint64_t seq) {
-  try {
+ private:
+  void run(uint64_t devicePtr, size_t count, Dtype dtype, const HostAllreduce& ringAllreduce) {
     const int device = cuda::pointer_device(devicePtr);
     if (!stager_ || device != device_) {
       cuda::DeviceStager::Options o;
@@ -55,14 +62,18 @@ void DeviceAllreduce::run(Ring& ring, uint64_t devicePtr, size_t count, Dtype dt
         stager_->start_download(next, devicePtr + (first(k + 1)) * elem, len(k + 1), cdt);
       }
       // Every rank cuts the buffer the same way, so chunk k meets chunk k on every rank.
-      ring.allreduce(stager_->host_slot(slot), len(k), dtype, op, seq);
+      ringAllreduce(stager_->host_slot(slot), len(k));
       stager_->start_upload(slot, devicePtr + first(k) * elem, len(k), cdt);
     }
     stager_->synchronize();
-  } catch (const cuda::CudaError& e) {
-    throw CommError(e.kind() == cuda::CudaError::Kind::Timeout ? ErrorCode::Timeout : ErrorCode::Argument,
-                    std::string("device all-reduce: ") + e.what());
   }
-}
+
+  std::unique_ptr<cuda::DeviceStager> stager_;  // created on first use, reused: pinned memory is costly to allocate
+  int device_ = -1;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceReducer> makeStagedDeviceReducer() { return std::make_unique<StagedDeviceReducer>(); }
 
 }  // namespace ringtrain

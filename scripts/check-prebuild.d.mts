@@ -1,0 +1,2 @@
+export function prebuildPath(pkgName: string, platform?: string, arch?: string, libc?: string): string;
+export function prebuildProblem(root: string): string | null;
