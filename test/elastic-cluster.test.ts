@@ -11,8 +11,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterDown, clusterUp, describeLeftovers, HOSTS, leftovers, skipCluster, type Cluster } from './cluster/cluster.js';
-import { waitUntil } from './cluster/run-cli.js';
-import { linesOf, startElasticJob, type ElasticRun } from './elastic-job.js';
+import { waitUntil, linesOf, startElasticJob, type ElasticRun } from './helpers/processes.js';
 
 const NODE = process.execPath;
 const SETTINGS = ['--json', '--batch', '64', '--commit-every', '5'];

@@ -11,9 +11,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { linesOf, startElasticJob, type ElasticRun, type Line } from './elastic-job.js';
+import { linesOf, startElasticJob, type ElasticRun, type Line, ROOT } from './helpers/processes.js';
 import { mulberry32 } from './helpers/mulberry32.mjs';
-import { ROOT } from './helpers/ranks.js';
 
 const CI = process.env.CI === 'true';
 const TRIALS = Number(process.env.ELASTIC_KILL_TRIALS ?? (CI ? 2 : 10));
