@@ -1,6 +1,6 @@
 // `ringtrain info`: the installation, then the tuning settings this environment resolves to.
 import { describe, expect, it } from 'vitest';
-import { runCli } from './cluster/run-cli.js';
+import { runCli } from './helpers/processes.js';
 
 describe('ringtrain info', () => {
   it('prints every setting with its value and source, as text and as JSON', async () => {

@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { linesOf, startElasticJob, type ElasticRun } from './elastic-job.js';
+import { linesOf, startElasticJob, type ElasticRun } from './helpers/processes.js';
 
 const LOOP = ['node', 'test/fixtures/elastic-loop.mjs'];
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rt-elastic-hosts-'));
