@@ -97,7 +97,7 @@ TEST(p2p_frame_round_trips_and_refuses_what_is_not_a_frame) {
   uint64_t s = 7;
   for (int iter = 0; iter < 1000; ++iter) {
     p2p::Frame f;
-    f.type = static_cast<p2p::FrameType>(1 + reference::splitmix(s) % 8);
+    f.type = static_cast<p2p::FrameType>(1 + reference::splitmix(s) % 9);  // Eager .. Abort
     f.dtype = static_cast<uint8_t>(reference::splitmix(s) % 8);
     f.comm = static_cast<uint16_t>(reference::splitmix(s));
     f.tag = static_cast<uint32_t>(reference::splitmix(s)) & p2p::kMaxTag;
@@ -113,7 +113,7 @@ TEST(p2p_frame_round_trips_and_refuses_what_is_not_a_frame) {
     bad[iter % 4] ^= 0x10;  // wrong magic
     CHECK(!d.decode(bad));
     std::memcpy(bad, buf, sizeof bad);
-    bad[4] = static_cast<uint8_t>(iter % 2 ? 0 : 9 + iter % 200);  // unknown frame type
+    bad[4] = static_cast<uint8_t>(iter % 2 ? 0 : 10 + iter % 200);  // unknown frame type (Abort = 9 is the last)
     CHECK(!d.decode(bad));
   }
   CHECK_EQ(p2p::Frame::kSize, size_t{24});
