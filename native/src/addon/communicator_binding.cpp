@@ -3,7 +3,11 @@
 #include "clock.h"
 #include "device_allreduce.h"
 #include "device_binding.h"
+#include "../core/clock.h"
 
+#include <sched.h>
+
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -507,21 +511,27 @@ namespace {
 struct P2pWait {
   std::mutex m;
   std::condition_variable cv;
-  int left = 0;
+  int left = 0;                  // guarded by m
+  std::atomic<int> pending{0};   // the same, for spinning without the lock
   std::optional<CommError> error;
 };
 
 void runSync(Communicator& core, std::vector<std::unique_ptr<P2pOp>> ops, Napi::Env env) {
   auto wait = std::make_shared<P2pWait>();
   wait->left = static_cast<int>(ops.size());
+  wait->pending = wait->left;
   for (auto& op : ops) {
     op->done = [wait](const CommError* error) {
       std::lock_guard<std::mutex> lock(wait->m);
       if (error && !wait->error) wait->error = *error;
+      wait->pending.fetch_sub(1, std::memory_order_release);
       if (--wait->left == 0) wait->cv.notify_all();
     };
   }
   for (auto& op : ops) core.submitP2p(std::move(op));
+  // A small message's answer usually comes within microseconds: retry before sleeping (see spinMicros).
+  const int64_t spinUntil = nowMicros() + spinMicros();
+  while (wait->pending.load(std::memory_order_acquire) > 0 && nowMicros() < spinUntil) sched_yield();
   std::unique_lock<std::mutex> lock(wait->m);
   wait->cv.wait(lock, [&] { return wait->left == 0; });
   if (wait->error) throw makeError(env, *wait->error);
