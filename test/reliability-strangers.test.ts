@@ -108,7 +108,7 @@ interface TokenProbe {
 }
 
 /** A well-formed handshake whose proof is made with `token`. */
-async function ringHandshake(port: number, f: { from: number; to: number; size: number }, token: string): Promise<TokenProbe> {
+async function ringHandshake(port: number, f: { from: number; to: number; size: number; channel?: number }, token: string): Promise<TokenProbe> {
   const s = await connect(port);
   const localPort = s.localPort!;
   const h = hello(f, randomBytes(16));
@@ -311,7 +311,8 @@ describe('strangers on the ring listeners while the ring forms', () => {
       args: ['exact'],
       port: server.port,
       startDelayMs: (r) => (r === 3 ? 800 : 0),
-      env: { RINGTRAIN_LAUNCHER: '1', RINGTRAIN_TOKEN: TOKEN, RINGTRAIN_TIMEOUT_MS: '30000', CALLS: '2', COUNT: '100003', PAUSE_MS: '700' },
+      // P2P: each round also sends to and receives from every other rank over the mesh links.
+      env: { RINGTRAIN_LAUNCHER: '1', RINGTRAIN_TOKEN: TOKEN, RINGTRAIN_TIMEOUT_MS: '30000', CALLS: '2', COUNT: '100003', PAUSE_MS: '700', P2P: '1' },
       killAfterMs: 60_000,
     });
     let stopped = true;
@@ -321,7 +322,7 @@ describe('strangers on the ring listeners while the ring forms', () => {
       const attacks = [0, 2].map(async (rank) => {
         const port = ringPorts.get(rank)!;
         const left = (rank + 3) % 4;
-        const [noise, http, megabyte, truncatedClosed, truncatedHello, slow, wrongToken, absurd] = await Promise.all([
+        const [noise, http, megabyte, truncatedClosed, truncatedHello, slow, wrongToken, absurd, wrongMesh] = await Promise.all([
           poke(port, [randomBytes(64)], { waitMs: 3000 }),
           poke(port, [Buffer.from('GET / HTTP/1.1\r\nHost: ringtrain\r\nUser-Agent: curl/8.0\r\n\r\n')], { waitMs: 3000 }),
           poke(port, [randomBytes(1 << 20)], { waitMs: 3000 }),
@@ -333,8 +334,10 @@ describe('strangers on the ring listeners while the ring forms', () => {
           }),
           ringHandshake(port, { from: left, to: rank, size: 4 }, WRONG),
           ringHandshake(port, { from: 0xffffffff, to: 0xffffffff, size: 0xffffffff }, WRONG),
+          // Posing as rank 3's point-to-point (mesh, channel 2) link, which rank 0 and 2 still await.
+          ringHandshake(port, { from: 3, to: rank, size: 4, channel: 2 }, WRONG),
         ]);
-        return { rank, noise, http, megabyte, truncatedClosed, truncatedHello, slow, wrongToken, absurd };
+        return { rank, noise, http, megabyte, truncatedClosed, truncatedHello, slow, wrongToken, absurd, wrongMesh };
       });
       const results = await Promise.all(attacks);
       job.kill(3, 'SIGCONT');
@@ -355,7 +358,7 @@ describe('strangers on the ring listeners while the ring forms', () => {
       }
       const runs = await job.done;
       const detail = describeRuns(runs);
-      expectAllExact(runs, 6);
+      expectAllExact(runs, 8);
       for (const r of results) {
         const log = runs.find((x) => x.rank === r.rank)!.stderr;
         const logged = (p: { localPort: number }, why: string): void => {
@@ -371,6 +374,7 @@ describe('strangers on the ring listeners while the ring forms', () => {
         logged(r.slow, 'handshake too slow');
         logged(r.wrongToken, 'authentication failed (wrong job token)');
         logged(r.absurd, 'authentication failed (wrong job token)');
+        logged(r.wrongMesh, 'authentication failed (wrong job token)');
         for (const p of [r.noise, r.http, r.megabyte]) expect(p.closedByPeer).toBe(true);
         // Slow handshakes are cut after the listener's 5 s handshake limit, not left open.
         for (const p of [r.truncatedHello, r.slow]) {
@@ -379,7 +383,7 @@ describe('strangers on the ring listeners while the ring forms', () => {
           expect(p.ms).toBeLessThan(7500);
         }
         // Wrong token: told AuthFailed (1), and the listener proved it holds the real token.
-        for (const p of [r.wrongToken, r.absurd]) {
+        for (const p of [r.wrongToken, r.absurd, r.wrongMesh]) {
           expect(p.challengeProvesToken).toBe(true);
           expect(p.ack).toBe(1);
         }
