@@ -528,10 +528,7 @@ void runSync(Communicator& core, std::vector<std::unique_ptr<P2pOp>> ops, Napi::
       if (--wait->left == 0) wait->cv.notify_all();
     };
   }
-  for (auto& op : ops) core.submitP2p(std::move(op));
-  // A small message's answer usually comes within microseconds: retry before sleeping (see spinMicros).
-  const int64_t spinUntil = nowMicros() + spinMicros();
-  while (wait->pending.load(std::memory_order_acquire) > 0 && nowMicros() < spinUntil) sched_yield();
+  core.runP2pSync(std::move(ops), [wait] { return wait->pending.load(std::memory_order_acquire) == 0; });
   std::unique_lock<std::mutex> lock(wait->m);
   wait->cv.wait(lock, [&] { return wait->left == 0; });
   if (wait->error) throw makeError(env, *wait->error);

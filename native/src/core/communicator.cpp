@@ -179,6 +179,30 @@ void Communicator::submitP2p(std::unique_ptr<P2pOp> op) {
   engine->submit(std::move(op));
 }
 
+void Communicator::runP2pSync(std::vector<std::unique_ptr<P2pOp>> ops, const std::function<bool()>& finished) {
+  std::shared_ptr<P2pEngine> engine;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    engine = p2p_;
+  }
+  if (engine) {
+    if (!ownsEngine_) {
+      for (auto& op : ops) {
+        op->peer = topRanks_.at(static_cast<size_t>(op->peer));
+        op->comm = userComm_;
+      }
+    }
+    if (engine->runInline(ops, finished)) return;
+    if (!ownsEngine_) {  // undo: submitP2p maps again
+      for (auto& op : ops) {
+        for (size_t i = 0; i < topRanks_.size(); ++i)
+          if (topRanks_[i] == op->peer) op->peer = static_cast<int>(i);
+      }
+    }
+  }
+  for (auto& op : ops) submitP2p(std::move(op));
+}
+
 void Communicator::stopP2p() {
   std::shared_ptr<P2pEngine> engine;
   {

@@ -101,6 +101,9 @@ class Communicator {
   // Point-to-point: runs on the P2pEngine's thread, concurrently with collectives and with every
   // other pending send/recv. Thread-safe; before connect or after close it fails at once.
   void submitP2p(std::unique_ptr<P2pOp> op);
+  // A synchronous call's ops: driven on the calling thread when the engine lets it (see
+  // P2pEngine::runInline), else submitted. `finished` turns true once every op's done ran.
+  void runP2pSync(std::vector<std::unique_ptr<P2pOp>> ops, const std::function<bool()>& finished);
   // Stops now: the running operation and all queued ones fail; joins the worker. Idempotent.
   void cancel();
   // Joins the worker after a Close operation completed. Idempotent.

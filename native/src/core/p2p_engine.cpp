@@ -498,38 +498,63 @@ void P2pEngine::checkDeadlines() {
   live_.erase(std::remove_if(live_.begin(), live_.end(), [](const std::unique_ptr<P2pOp>& op) { return op->finished; }), live_.end());
 }
 
+int64_t P2pEngine::preparePoll(std::vector<pollfd>& fds, std::vector<int>& owner, bool withWake) {
+  fds.clear();
+  owner.clear();
+  if (withWake) {
+    fds.push_back({wakeFd_, POLLIN, 0});
+    owner.push_back(-1);
+  }
+  for (size_t q = 0; q < state_.size(); ++q) {
+    Peer& p = state_[q];
+    if (!p.link) continue;
+    fds.push_back({p.link->waitHandle(), static_cast<short>(POLLIN | (p.out.empty() ? 0 : POLLOUT)), 0});
+    owner.push_back(static_cast<int>(q));
+  }
+  int64_t wait = kTickMs;
+  const int64_t now = nowMs();
+  for (auto& op : live_)
+    if (!op->finished) wait = std::min<int64_t>(wait, std::max<int64_t>(0, op->deadlineMs - now));
+  return wait;
+}
+
+void P2pEngine::afterPoll(const std::vector<pollfd>& fds, const std::vector<int>& owner) {
+  for (size_t i = 0; i < fds.size(); ++i) {
+    const int q = owner[i];
+    if (q < 0 || !state_[static_cast<size_t>(q)].link) continue;  // the wake fd, or a link failed meanwhile
+    if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) readFrom(q);
+    if (fds[i].revents & POLLOUT) writeTo(q);
+  }
+  // Frames queued by what was just read (Cts, Credit, Fin, chunks) go out without another poll.
+  for (size_t q = 0; q < state_.size(); ++q)
+    if (state_[q].link && !state_[q].out.empty()) writeTo(static_cast<int>(q));
+  checkDeadlines();
+}
+
 void P2pEngine::threadMain() {
   std::vector<pollfd> fds;
   std::vector<int> owner;
   int64_t lastActivityUs = 0;
   for (;;) {
+    int64_t wait;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) break;
     }
-    takeSubmissions();
-    fds.clear();
-    owner.clear();
-    fds.push_back({wakeFd_, POLLIN, 0});
-    owner.push_back(-1);
-    for (size_t q = 0; q < state_.size(); ++q) {
-      Peer& p = state_[q];
-      if (!p.link) continue;
-      fds.push_back({p.link->waitHandle(), static_cast<short>(POLLIN | (p.out.empty() ? 0 : POLLOUT)), 0});
-      owner.push_back(static_cast<int>(q));
+    {
+      std::lock_guard<std::mutex> state(stateMu_);
+      takeSubmissions();
+      wait = preparePoll(fds, owner, true);
+      // Shortly after activity the next message usually follows at once (a ping-pong, a ring step):
+      // poll without sleeping for spinMicros(), yielding the core, since a wake-up from a sleeping
+      // poll costs tens of microseconds on a busy machine.
+      if (!live_.empty() && nowMicros() - lastActivityUs < spinMicros()) wait = -1;
     }
-    int64_t wait = kTickMs;
-    const int64_t now = nowMs();
-    for (auto& op : live_)
-      if (!op->finished) wait = std::min<int64_t>(wait, std::max<int64_t>(0, op->deadlineMs - now));
-    // Shortly after activity the next message usually follows at once (a ping-pong, a ring step):
-    // poll without sleeping for spinMicros(), yielding the core, since a wake-up from a sleeping
-    // poll costs tens of microseconds on a busy machine.
-    const bool spinning = !live_.empty() && nowMicros() - lastActivityUs < spinMicros();
-    if (spinning) {
-      wait = 0;
+    if (wait < 0) {
       sched_yield();
+      wait = 0;
     }
+    // Polled without the state lock, so a synchronous caller can drive the links itself meanwhile.
     int rc = ::poll(fds.data(), fds.size(), static_cast<int>(wait));
     if (rc > 0) lastActivityUs = nowMicros();
     if (rc < 0 && errno != EINTR) {
@@ -541,17 +566,61 @@ void P2pEngine::threadMain() {
       ssize_t ignored = ::read(wakeFd_, &v, sizeof v);
       (void)ignored;
     }
-    for (size_t i = 1; i < fds.size(); ++i) {
-      const int q = owner[i];
-      if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) readFrom(q);
-      if (fds[i].revents & POLLOUT) writeTo(q);
-    }
-    // Frames queued by what was just read (Cts, Credit, Fin, chunks) go out without another poll.
-    for (size_t q = 0; q < state_.size(); ++q)
-      if (state_[q].link && !state_[q].out.empty()) writeTo(static_cast<int>(q));
-    checkDeadlines();
+    std::unique_lock<std::mutex> state(stateMu_);
+    // A synchronous caller driving the links reads whatever woke this poll: wait for it rather
+    // than take its message (it would then sleep in its own poll, unaware its call completed).
+    inlineDone_.wait(state, [&] { return inlineActive_ == 0; });
+    afterPoll(fds, owner);
   }
+  std::unique_lock<std::mutex> state(stateMu_);
+  inlineDone_.wait(state, [&] { return inlineActive_ == 0; });
   shutdownLinks();
+}
+
+bool P2pEngine::runInline(std::vector<std::unique_ptr<P2pOp>>& ops, const std::function<bool()>& finished) {
+  std::unique_lock<std::mutex> state(stateMu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return false;
+  }
+  takeSubmissions();  // what was submitted earlier starts first: per-tag order
+  for (auto& op : ops) start(std::move(op));
+  ++inlineActive_;
+  struct Leave {
+    P2pEngine& e;
+    ~Leave() {
+      --e.inlineActive_;
+      e.inlineDone_.notify_all();
+    }
+  } leave{*this};
+  std::vector<pollfd> fds;
+  std::vector<int> owner;
+  const int64_t spinUntil = nowMicros() + spinMicros();
+  while (!finished()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) break;  // the engine thread fails what is left
+    }
+    takeSubmissions();
+    int64_t wait = preparePoll(fds, owner, false);
+    state.unlock();
+    if (nowMicros() < spinUntil) {
+      sched_yield();
+      wait = 0;
+    }
+    // The engine thread may poll the same links: whoever takes the lock first reads.
+    if (::poll(fds.data(), fds.size(), static_cast<int>(wait)) < 0 && errno != EINTR) {
+      state.lock();
+      break;
+    }
+    state.lock();
+    afterPoll(fds, owner);
+    if (fds.empty() && !finished()) {
+      // No links left (all failed): the ops were completed with their errors by failPeer.
+      break;
+    }
+  }
+  return true;
 }
 
 void P2pEngine::shutdownLinks() {

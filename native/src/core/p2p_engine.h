@@ -16,12 +16,14 @@
 // error or a timeout fails every pending operation with that peer and every later one.
 #pragma once
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <poll.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -69,6 +71,10 @@ class P2pEngine {
   void close();
   // Fails pending and later operations with `error` (e.g. the communicator failed). Thread-safe.
   void fail(const CommError& error);
+  // Starts `ops` and drives the links on the calling thread until `finished()` (the ops' done
+  // callbacks make it true): a synchronous call then pays no hand-off to the engine's thread and
+  // back. Returns false (ops untouched) when the engine is closing.
+  bool runInline(std::vector<std::unique_ptr<P2pOp>>& ops, const std::function<bool()>& finished);
 
  private:
   struct Arrival {
@@ -124,6 +130,10 @@ class P2pEngine {
   };
 
   void threadMain();
+  // One poll round, in two halves around an unlocked poll(): the fds to wait on (and how long),
+  // then what their events mean.
+  int64_t preparePoll(std::vector<pollfd>& fds, std::vector<int>& owner, bool withWake);
+  void afterPoll(const std::vector<pollfd>& fds, const std::vector<int>& owner);
   void takeSubmissions();
   void start(std::unique_ptr<P2pOp> op);
   void startSend(Peer& p, P2pOp* op);
@@ -149,7 +159,7 @@ class P2pEngine {
 
   int rank_;
   std::vector<PeerAddress> peers_;
-  std::vector<Peer> state_;  // by rank
+  std::vector<Peer> state_;  // by rank; guarded by stateMu_ (below), like live_
   int timeoutMs_;
   Logger log_;
   int wakeFd_ = -1;
@@ -159,7 +169,12 @@ class P2pEngine {
   bool stopping_ = false;
   std::optional<CommError> failure_;
 
-  std::vector<std::unique_ptr<P2pOp>> live_;  // engine thread only: every started, unfinished op
+  // Everything below is guarded by stateMu_: the engine thread holds it except while in poll(), and
+  // a synchronous caller (runInline) holds it the same way.
+  std::mutex stateMu_;
+  int inlineActive_ = 0;                 // synchronous callers in runInline
+  std::condition_variable inlineDone_;   // inlineActive_ fell
+  std::vector<std::unique_ptr<P2pOp>> live_;  // every started, unfinished op
   std::thread thread_;
 };
 
