@@ -3,7 +3,6 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
 
 namespace ringtrain {
 
@@ -27,16 +26,6 @@ inline int msUntil(int64_t deadline, int cap) {
 inline int64_t nowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-// How long a waiter on a fast exchange retries (yielding) before it sleeps: RINGTRAIN_SPIN_US,
-// default 50. The one setting for the ring's small exchanges and point-to-point waits.
-inline int64_t spinMicros() {
-  static const int64_t us = [] {
-    const char* v = std::getenv("RINGTRAIN_SPIN_US");
-    return v ? std::atoll(v) : int64_t{50};
-  }();
-  return us;
 }
 
 }  // namespace ringtrain

@@ -249,7 +249,7 @@ void Communicator::execute(Operation& op) {
         std::vector<std::unique_ptr<Link>> mesh(links.mesh.size());
         for (size_t q = 0; q < mesh.size(); ++q)
           if (links.mesh[q].valid()) mesh[q] = std::make_unique<TcpLink>(std::move(links.mesh[q]));
-        auto engine = std::make_shared<P2pEngine>(o_.rank, op.peers, std::move(mesh), o_.timeoutMs, o_.log);
+        auto engine = std::make_shared<P2pEngine>(o_.rank, op.peers, std::move(mesh), o_.timeoutMs, o_.spinUs, o_.log);
         {
           std::lock_guard<std::mutex> lock(mu_);
           p2p_ = std::move(engine);

@@ -19,6 +19,8 @@ long TcpLink::write(const iovec* iov, int count, int* err) {
   }
 }
 
+void TcpLink::shutdownWrite() { ::shutdown(s_.fd(), SHUT_WR); }
+
 long TcpLink::read(void* buf, size_t len, int* err) { return recvSome(s_.fd(), buf, len, err); }
 
 }  // namespace ringtrain

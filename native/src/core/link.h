@@ -20,6 +20,8 @@ class Link {
   virtual long read(void* buf, size_t len, int* err) = 0;
   // What the owner's poll loop waits on (readable / writable). Only the loop looks at it.
   virtual int waitHandle() const = 0;
+  // No more writes from this end; the peer reads the end of the stream after what was sent.
+  virtual void shutdownWrite() = 0;
 };
 
 class TcpLink : public Link {
@@ -28,6 +30,7 @@ class TcpLink : public Link {
   long write(const iovec* iov, int count, int* err) override;
   long read(void* buf, size_t len, int* err) override;
   int waitHandle() const override { return s_.fd(); }
+  void shutdownWrite() override;
 
  private:
   Socket s_;

@@ -17,7 +17,7 @@ namespace ringtrain {
 namespace {
 
 constexpr int kTickMs = 100;         // longest sleep: deadlines are checked at least this often
-constexpr int kGoodbyeLingerMs = 200;  // how long close() tries to flush the goodbyes
+constexpr int kGoodbyeLingerMs = 2000;  // at most, close() flushes the goodbyes and waits for each peer's end
 
 uint64_t keyOf(uint16_t comm, uint32_t tag) { return (static_cast<uint64_t>(comm) << 32) | tag; }
 std::string seconds(int ms) {
@@ -34,8 +34,9 @@ std::string elems(Dtype d, uint64_t bytes) {
 
 }  // namespace
 
-P2pEngine::P2pEngine(int rank, std::vector<PeerAddress> peers, std::vector<std::unique_ptr<Link>> links, int timeoutMs, Logger log)
-    : rank_(rank), peers_(std::move(peers)), state_(peers_.size()), timeoutMs_(timeoutMs), log_(std::move(log)) {
+P2pEngine::P2pEngine(int rank, std::vector<PeerAddress> peers, std::vector<std::unique_ptr<Link>> links, int timeoutMs, int64_t spinUs,
+                     Logger log)
+    : rank_(rank), peers_(std::move(peers)), state_(peers_.size()), timeoutMs_(timeoutMs), spinUs_(spinUs), log_(std::move(log)) {
   for (size_t q = 0; q < state_.size() && q < links.size(); ++q) state_[q].link = std::move(links[q]);
   wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wakeFd_ < 0) throw CommError(ErrorCode::Internal, std::string("eventfd: ") + std::strerror(errno));
@@ -352,7 +353,12 @@ void P2pEngine::onFrame(int peer) {
       p.eagerUnacked.erase(e);
       return;
     }
-    case p2p::FrameType::Goodbye: p.saidGoodbye = true; return;
+    case p2p::FrameType::Goodbye:
+      // The peer's last frame: everything it sent is here. Closing now (nothing unread on our side)
+      // ends the stream with a FIN, not a reset, so the peer, which reads until our end, loses nothing.
+      p.saidGoodbye = true;
+      peerClosed(peer);
+      return;
     case p2p::FrameType::Abort:
       if (f.bytes > p2p::kMaxAbortText) return protocolError("abort text of " + std::to_string(f.bytes) + " bytes");
       p.sink = Sink::AbortText;
@@ -376,7 +382,14 @@ void P2pEngine::onPayloadDone(int peer) {
       queueFrame(p, p2p::FrameType::Credit, f.tag, f.id, f.bytes, op->dtype, f.comm);
       complete(op, nullptr);
       break;
-    case Sink::Held: p.matcher.holdArrival(keyOf(f.comm, f.tag), std::move(p.held)); break;
+    case Sink::Held: {
+      // A receive may have been posted while the payload was still arriving (it found nothing then).
+      const uint64_t key = keyOf(f.comm, f.tag);
+      std::optional<P2pOp*> posted = p.matcher.takePosted(key);
+      if (posted) matchArrival(p, *posted, p.held);
+      else p.matcher.holdArrival(key, std::move(p.held));
+      break;
+    }
     case Sink::Discard: p.discard.clear(); break;
     case Sink::Chunk:
       op->offset += static_cast<size_t>(f.bytes);
@@ -546,9 +559,9 @@ void P2pEngine::threadMain() {
       takeSubmissions();
       wait = preparePoll(fds, owner, true);
       // Shortly after activity the next message usually follows at once (a ping-pong, a ring step):
-      // poll without sleeping for spinMicros(), yielding the core, since a wake-up from a sleeping
+      // poll without sleeping for spinUs_ (RINGTRAIN_SPIN_US), yielding the core, since a wake-up from a sleeping
       // poll costs tens of microseconds on a busy machine.
-      if (!live_.empty() && nowMicros() - lastActivityUs < spinMicros()) wait = -1;
+      if (!live_.empty() && nowMicros() - lastActivityUs < spinUs_) wait = -1;
     }
     if (wait < 0) {
       sched_yield();
@@ -595,7 +608,7 @@ bool P2pEngine::runInline(std::vector<std::unique_ptr<P2pOp>>& ops, const std::f
   } leave{*this};
   std::vector<pollfd> fds;
   std::vector<int> owner;
-  const int64_t spinUntil = nowMicros() + spinMicros();
+  const int64_t spinUntil = nowMicros() + spinUs_;
   while (!finished()) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -650,6 +663,35 @@ void P2pEngine::shutdownLinks() {
     }
     if (!pending || nowMs() >= until) break;
     ::usleep(1000);
+  }
+  // Then read (and drop) until each peer ends its stream too: closing a socket with unread bytes
+  // makes the kernel reset the connection, and a reset discards what the peer has not read yet.
+  std::vector<pollfd> fds;
+  for (Peer& p : state_) {
+    if (!p.link) continue;
+    if (p.error || !p.out.empty()) {
+      p.link.reset();
+      continue;
+    }
+    p.link->shutdownWrite();
+  }
+  uint8_t sink[4096];
+  while (nowMs() < until) {
+    fds.clear();
+    for (Peer& p : state_)
+      if (p.link) fds.push_back({p.link->waitHandle(), POLLIN, 0});
+    if (fds.empty()) break;
+    if (::poll(fds.data(), fds.size(), msUntil(until, kGoodbyeLingerMs)) <= 0) break;
+    for (Peer& p : state_) {
+      if (!p.link) continue;
+      int err = 0;
+      for (;;) {
+        long n = p.link->read(sink, sizeof sink, &err);
+        if (n > 0) continue;
+        if (n < 0) p.link.reset();  // the end of its stream (or an error): done with this one
+        break;
+      }
+    }
   }
   for (Peer& p : state_) p.link.reset();
   live_.clear();

@@ -59,8 +59,9 @@ struct P2pOp {
 
 class P2pEngine {
  public:
-  // `links[q]` is the mesh link to rank q (null for this rank).
-  P2pEngine(int rank, std::vector<PeerAddress> peers, std::vector<std::unique_ptr<Link>> links, int timeoutMs, Logger log);
+  // `links[q]` is the mesh link to rank q (null for this rank). `spinUs`: how long waits poll
+  // without sleeping after activity (the communicator's RINGTRAIN_SPIN_US setting).
+  P2pEngine(int rank, std::vector<PeerAddress> peers, std::vector<std::unique_ptr<Link>> links, int timeoutMs, int64_t spinUs, Logger log);
   ~P2pEngine();
   P2pEngine(const P2pEngine&) = delete;
   P2pEngine& operator=(const P2pEngine&) = delete;
@@ -161,6 +162,7 @@ class P2pEngine {
   std::vector<PeerAddress> peers_;
   std::vector<Peer> state_;  // by rank; guarded by stateMu_ (below), like live_
   int timeoutMs_;
+  int64_t spinUs_;
   Logger log_;
   int wakeFd_ = -1;
 
