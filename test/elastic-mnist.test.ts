@@ -159,13 +159,14 @@ describe('elastic MNIST on 4 local ranks, --min-np 2', () => {
     }
   }, 1_500_000);
 
-  it('undisturbed runs finish on 4 ranks with identical weights', () => {
+  it('undisturbed runs finish on 4 ranks with identical weights (and, seeded, the same weights every run)', () => {
     for (const o of baseline) {
       expect(o.run.code, describeRun(o)).toBe(0);
       expect(results(o.run).length, describeRun(o)).toBe(NP);
       expect(hashes(o.run).size, describeRun(o)).toBe(1);
       expect(results(o.run).every((l) => l.data.tensors === baselineTensors), describeRun(o)).toBe(true);
     }
+    expect(new Set(baseline.flatMap((o) => [...hashes(o.run)])).size).toBe(1);
     expect(baselineAccuracy).toBeGreaterThan(0.85);
   });
 
