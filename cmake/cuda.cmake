@@ -10,6 +10,7 @@
 #                             and, in the CUDA build only, RINGTRAIN_HAVE_CUDA=1 (test it with
 #                             #ifdef: it is not defined at all in a CPU-only build).
 #   RINGTRAIN_CUDA_ENABLED    ON when the CUDA implementation is built.
+#   ringtrain_cuda_batched_copy  the batched copy, which only the tests and bench use (EXCLUDE_FROM_ALL)
 #   ringtrain_cuda_test, ringtrain_cuda_logic_test, ringtrain_cuda_bench (EXCLUDE_FROM_ALL; build
 #                             them by name or through the ringtrain_cuda_checks target).
 #
@@ -73,8 +74,7 @@ if(RINGTRAIN_CUDA_ENABLED)
     ${_rt_cuda_dir}/runtime.cpp
     ${_rt_cuda_dir}/device_memory.cpp
     ${_rt_cuda_dir}/device_stager.cpp
-    ${_rt_cuda_dir}/elementwise.cu
-    ${_rt_cuda_dir}/batched_copy.cu)
+    ${_rt_cuda_dir}/elementwise.cu)
   string(REPLACE ";" "," _rt_cuda_archs "${CMAKE_CUDA_ARCHITECTURES}")
   set_target_properties(ringtrain_cuda PROPERTIES
     CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}"
@@ -122,20 +122,40 @@ if(RINGTRAIN_CUDA_ENABLED AND TARGET ringtrain AND NOT APPLE AND NOT WIN32)
 endif()
 
 # Tests and bench: not part of the default build (npm install / prebuildify never compile them).
+# The batched copy (batched_copy.h) serves only them: the addon never calls it, so it is a library
+# of its own that only they link.
+if(RINGTRAIN_CUDA_ENABLED)
+  add_library(ringtrain_cuda_batched_copy STATIC EXCLUDE_FROM_ALL
+    ${_rt_cuda_dir}/batched_copy.cu
+    ${_rt_cuda_dir}/batched_copy_layout.cpp)
+  set_target_properties(ringtrain_cuda_batched_copy PROPERTIES
+    CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}"
+    CUDA_RUNTIME_LIBRARY Static
+    CUDA_STANDARD 17
+    CUDA_STANDARD_REQUIRED ON)
+else()
+  add_library(ringtrain_cuda_batched_copy STATIC EXCLUDE_FROM_ALL
+    ${_rt_cuda_dir}/batched_copy_stub.cpp
+    ${_rt_cuda_dir}/batched_copy_layout.cpp)
+endif()
+set_target_properties(ringtrain_cuda_batched_copy PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
+target_link_libraries(ringtrain_cuda_batched_copy PUBLIC ringtrain_cuda)
+
 add_executable(ringtrain_cuda_logic_test EXCLUDE_FROM_ALL
   ${_rt_cuda_dir}/test/cuda_logic_test.cpp
-  ${_rt_cuda_dir}/device_api_common.cpp)
+  ${_rt_cuda_dir}/device_api_common.cpp
+  ${_rt_cuda_dir}/batched_copy_layout.cpp)
 target_include_directories(ringtrain_cuda_logic_test PRIVATE "${_rt_cuda_dir}")
 set_target_properties(ringtrain_cuda_logic_test PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
 
 add_executable(ringtrain_cuda_test EXCLUDE_FROM_ALL ${_rt_cuda_dir}/test/cuda_test.cpp)
-target_link_libraries(ringtrain_cuda_test PRIVATE ringtrain_cuda)
+target_link_libraries(ringtrain_cuda_test PRIVATE ringtrain_cuda_batched_copy)
 set_target_properties(ringtrain_cuda_test PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
 
 add_custom_target(ringtrain_cuda_checks DEPENDS ringtrain_cuda_logic_test ringtrain_cuda_test)
 if(RINGTRAIN_CUDA_ENABLED)
   add_executable(ringtrain_cuda_bench EXCLUDE_FROM_ALL ${_rt_cuda_dir}/bench/cuda_bench.cpp)
-  target_link_libraries(ringtrain_cuda_bench PRIVATE ringtrain_cuda)
+  target_link_libraries(ringtrain_cuda_bench PRIVATE ringtrain_cuda_batched_copy)
   set_target_properties(ringtrain_cuda_bench PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
   add_dependencies(ringtrain_cuda_checks ringtrain_cuda_bench)
 endif()

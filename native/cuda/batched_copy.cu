@@ -8,6 +8,7 @@
 #include <atomic>
 #include <utility>
 
+#include "batched_copy.h"
 #include "cuda_internal.h"
 
 namespace ringtrain::cuda {

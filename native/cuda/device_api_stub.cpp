@@ -82,19 +82,6 @@ void DeviceBuffer::reset() noexcept {
   bytes_ = 0;
 }
 
-struct BatchedCopier::Impl {};
-BatchedCopier::BatchedCopier(size_t, int) { not_built("BatchedCopier"); }
-BatchedCopier::~BatchedCopier() = default;
-void BatchedCopier::copy(const CopySegment*, size_t, Stream*) { not_built("BatchedCopier::copy"); }
-void BatchedCopier::gather(const uint64_t*, const uint64_t*, const uint64_t*, size_t, uint64_t,
-                           Stream*) {
-  not_built("BatchedCopier::gather");
-}
-void BatchedCopier::scatter(uint64_t, const uint64_t*, const uint64_t*, const uint64_t*, size_t,
-                            Stream*) {
-  not_built("BatchedCopier::scatter");
-}
-
 void reduce(uint64_t, uint64_t, size_t, Dtype, ReduceOp, Stream*) { not_built("reduce"); }
 void reduce_mixed(uint64_t, uint64_t, Dtype, size_t, ReduceOp, Stream*) {
   not_built("reduce_mixed");

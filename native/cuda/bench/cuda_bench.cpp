@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "../batched_copy.h"
 #include "../device_api.h"
 
 using namespace ringtrain::cuda;

@@ -6,6 +6,7 @@
 #include <cinttypes>
 #include <cstdlib>
 
+#include "../batched_copy.h"
 #include "../kernel_logic.h"
 #include "reference.h"
 

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 
+#include "../batched_copy.h"
 #include "../device_api.h"
 #include "reference.h"
 
