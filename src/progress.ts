@@ -11,7 +11,7 @@ export const PROGRESS_MARKER = 'ringtrain-progress: ';
 const MIN_INTERVAL_MS = 250;
 
 export class ProgressLine {
-  private last = 0;
+  private last = Number.NEGATIVE_INFINITY; // the first update always shows, however young the process
   private shown = false;
 
   private constructor(
@@ -38,7 +38,7 @@ export class ProgressLine {
   clear(): void {
     if (!this.shown) return;
     this.shown = false;
-    this.last = 0;
+    this.last = Number.NEGATIVE_INFINITY;
     this.write(this.viaLauncher ? `${PROGRESS_MARKER}\n` : '\r\x1b[K');
   }
 }
