@@ -46,7 +46,10 @@ describe('soak', () => {
       expect(row.calls, detail).toBe(SMALL + LARGE);
       expect(row.wrong, detail).toBe(0);
       expect(row.rssDriftMB, `rank ${row.rank} RSS grew ${row.rssDriftMB} MB`).toBeLessThan(5);
-      expect(row.fdsEnd, `rank ${row.rank} fds`).toBe(row.fdsWarm);
+      // No growth. The count may fall by the one or two set-up sockets (rendezvous, connector)
+      // whose close was still under way when the warm-up sample was taken.
+      expect(row.fdsEnd, `rank ${row.rank} fds`).toBeLessThanOrEqual(row.fdsWarm);
+      expect(row.fdsEnd, `rank ${row.rank} fds`).toBeGreaterThanOrEqual(row.fdsWarm - 3);
       // close() releases every socket the job opened (ring links; the rendezvous ones went earlier).
       expect(row.socketsInJob).toBeGreaterThan(row.socketsAtStart);
       expect(row.socketsAfterClose, `rank ${row.rank} sockets left open after close()`).toBe(row.socketsAtStart);

@@ -104,7 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // This rank is rank 1 of 2; rank 0 (its right and left neighbour) is at a dead port.
   std::vector<PeerAddress> peers = {{"127.0.0.1", f.deadPort, "fuzz-peer"}, {"127.0.0.1", f.port, "fuzz-self"}};
   f.logs.clear();
-  RingConnector connector(1, 2, "the job token", peers, 0, [&](const std::string& line) { f.logs.push_back(line); });
+  RingConnector connector(1, 2, "the job token", peers, [&](const std::string& line) { f.logs.push_back(line); });
   std::atomic<bool> cancel{false};
   const int64_t start = nowMs();
   try {
