@@ -71,7 +71,9 @@ export class ElasticState {
     this.optimizer = init.optimizer !== undefined ? init.optimizer : (init.model?.optimizer ?? null);
     this.fieldNames = Object.keys(init).filter((k) => k !== 'model' && k !== 'optimizer');
     for (const k of this.fieldNames) {
-      if (RESERVED.has(k)) throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: ElasticState: '${k}' is reserved; name the field differently`);
+      // `k in this` also catches the other members (dispose, heldTensors, the private fields) and
+      // Object's own (constructor, toString...): a field by such a name would replace or hit them.
+      if (RESERVED.has(k) || k in this) throw new RingtrainError('ERR_RINGTRAIN_ARGUMENT', `ringtrain: ElasticState: '${k}' is reserved; name the field differently`);
       this[k] = init[k];
     }
   }

@@ -573,7 +573,7 @@ export interface ElasticJob {
   lines: Line[];
 }
 
-const TAGGED = /^\[(\d+)\] (READY|STEP|RESET|RESUMED|RESULT) (\{.*\})$/;
+const TAGGED = /^\[(\d+)\] (READY|START|STEP|RESET|ONRESET|RESUMED|RESULT) (\{.*\})$/;
 
 export function startElasticJob(launcherArgs: string[], command: string[], env: Record<string, string> = {}, killAfterMs = 240_000): ElasticJob {
   const t0 = Date.now();
