@@ -16,29 +16,34 @@ const byWorker = (run: ElasticRun, kind: string): Map<number, Record<string, unk
   return m;
 };
 
-describe('elastic re-formation (3-4 local ranks)', () => {
-  it('a survivor keeps its local rank while its rank changes; onReset runs once on each, with the new rank and size, after the restore', async () => {
-    // Worker 0 dies after step 8: the last commit is step 5; workers 1 and 2 become ranks 0 and 1.
-    const run = await startElasticJob(['-np', '3', '--min-np', '2', '--elastic-timeout', '20', '--timeout', '30'], LOOP, {
+describe('elastic re-formation (4 local ranks)', () => {
+  it('a survivor keeps its local rank while its rank changes, over two resets; onReset runs after each, with the new rank and size, the state restored', async () => {
+    // Worker 0 dies after step 8 (last commit: step 5), worker 1 after step 14 of the next world
+    // (last commit: step 10): workers 2 and 3 go from ranks 2, 3 to 1, 2 to 0, 1.
+    const run = await startElasticJob(['-np', '4', '--min-np', '2', '--elastic-timeout', '20', '--timeout', '30'], LOOP, {
       STEPS: '20',
       STEP_MS: '20',
-      DIE_AT_STEP: '0:8',
+      DIE_AT_STEP: '0:8,1:14',
     }, 60_000).done;
     const d = describeRun(run);
     expect(run.code, d).toBe(0);
     const start = byWorker(run, 'START');
-    expect([...start.keys()].sort(), d).toEqual([0, 1, 2]);
-    for (const [w, [s]] of start) expect(s, d).toMatchObject({ rank: w, size: 3, localRank: w });
+    expect([...start.keys()].sort(), d).toEqual([0, 1, 2, 3]);
+    for (const [w, [s]] of start) expect(s, d).toMatchObject({ rank: w, size: 4, localRank: w });
     const results = byWorker(run, 'RESULT');
-    expect([...results.keys()].sort(), d).toEqual([1, 2]);
+    expect([...results.keys()].sort(), d).toEqual([2, 3]);
     const resets = byWorker(run, 'ONRESET');
-    const events = byWorker(run, 'RESET');
-    for (const w of [1, 2]) {
-      // Same slot (and so GPU) in the new world; the rank moved down past the lost worker 0.
-      expect(results.get(w)![0], d).toMatchObject({ rank: w - 1, size: 2, localRank: w, steps: 20, sum: 3 * 5 + 2 * 15 });
-      expect(resets.get(w), d).toEqual([{ worker: w, rank: w - 1, size: 2, localRank: w, step: 5 }]);
-      expect(events.get(w)?.length, d).toBe(1);
+    for (const w of [2, 3]) {
+      // Same slot (and so GPU) in every world; the rank moved down past each lost worker.
+      expect(results.get(w)![0], d).toMatchObject({ rank: w - 2, size: 2, localRank: w, steps: 20, sum: 4 * 5 + 3 * 5 + 2 * 10 });
+      expect(resets.get(w), d).toEqual([
+        { worker: w, rank: w - 1, size: 3, localRank: w, step: 5 },
+        { worker: w, rank: w - 2, size: 2, localRank: w, step: 10 },
+      ]);
+      expect(byWorker(run, 'RESET').get(w)?.length, d).toBe(2);
     }
+    // Worker 1 was reset once (into the world of 3) before it died.
+    expect(resets.get(1), d).toEqual([{ worker: 1, rank: 0, size: 3, localRank: 1, step: 5 }]);
     expect(resets.has(0), d).toBe(false);
   }, 60_000);
 
