@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DTYPES, REDUCE_OPS } from '../src/dtypes.js';
 import { expectAllOk, runRanks, type RankResult } from './helpers/processes.js';
 
 type Out = { rank: number; checked: number; failures: string[]; errors: Record<string, { code: string; message?: string; ms?: number }>; ms: Record<string, number> };
@@ -18,6 +19,29 @@ describe('split: sub-communicators', () => {
         expect(out(r).checked).toBeGreaterThan(20);
         expect(out(r).errors.afterParentClose?.code).toBe('ERR_RINGTRAIN_CLOSED');
         expect(out(r).errors.p2pAfterParentClose?.code).toBe('ERR_RINGTRAIN_CLOSED');
+      }
+    }, 90_000);
+  }
+
+  // One check per call: allreduce and reducescatter per dtype x op x size, broadcast per dtype x size
+  // x root, allgather per dtype x size, plus the membership check of each split.
+  const perSplit = (groupSize: number, sizes: number[]): number => 1 + DTYPES.length * sizes.length * (2 * REDUCE_OPS.length + groupSize + 1);
+  for (const [n, splits] of [
+    [2, [[0, 0]]],
+    [3, [[0, 0, 0]]],
+    [8, [[0, 1, 0, 1, 0, 1, 0, 1], [0, 0, 0, 1, 1, 1, 1, 1]]],
+  ] as [number, number[][]][]) {
+    const shape = splits.map((c) => c.reduce((m, x) => m.set(x, (m.get(x) ?? 0) + 1), new Map<number, number>())).map((m) => [...m.values()].join('+')).join(', then ');
+    it(`sub-communicator allreduce, reducescatter, broadcast and allgather are exact for every dtype and op at sizes 0, 1, 13, 1031, small and ring paths (${n} ranks: groups ${shape})`, async () => {
+      // With the small-message limit at 1 KiB, 13 elements take the small-message path and 1031 (a
+      // prime, over 1 KiB in every dtype) the ring, at a fraction of the cost of ring-sized defaults.
+      const sizes = [0, 1, 13, 1031];
+      const results = await job(n, { everyType: { splits, sizes } }, { RINGTRAIN_SMALL_BYTES: '1024' });
+      expectAllOk(results);
+      for (const r of results) {
+        expect(out(r).failures, `rank ${r.rank}`).toEqual([]);
+        const want = splits.reduce((a, colors) => a + perSplit(colors.filter((c) => c === colors[r.rank]).length, sizes), 0);
+        expect(out(r).checked, `rank ${r.rank}`).toBe(want);
       }
     }, 90_000);
   }
