@@ -14,11 +14,10 @@ export interface PingPongResult {
 }
 
 /**
- * Messages in flight in the bandwidth test: 16, fewer for large ones so that a window stays near
- * 64 MiB. (osu_bw uses 64; with more than ~16 small eager sends in flight the point-to-point engine
- * of 2026-12-01 loses one and the receiver times out, so 16 until that is fixed.)
+ * Messages in flight in the bandwidth test: 64, as osu_bw, fewer for large ones so that a window
+ * stays near 64 MiB.
  */
-export const BW_WINDOW = 16;
+export const BW_WINDOW = 64;
 
 export function windowFor(bytes: number): number {
   return Math.max(1, Math.min(BW_WINDOW, Math.floor((64 << 20) / Math.max(1, bytes))));

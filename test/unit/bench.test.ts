@@ -118,8 +118,9 @@ describe('report formats', () => {
     expect(Number(sendrecv[cols.indexOf('p2p_bw_gbps')])).toBe(1.25);
   });
 
-  it('sizes the osu_bw window at 16 messages, fewer when a window would pass 64 MiB', () => {
-    expect(windowFor(8)).toBe(16);
+  it('sizes the osu_bw window at 64 messages, as OSU does, fewer when a window would pass 64 MiB', () => {
+    expect(windowFor(8)).toBe(64);
+    expect(windowFor(1 << 20)).toBe(64);
     expect(windowFor(4 << 20)).toBe(16);
     expect(windowFor(16 << 20)).toBe(4);
     expect(windowFor(256 << 20)).toBe(1);
