@@ -246,23 +246,26 @@ function say(message: string): void {
   process.stderr.write(`ringtrain: ${message}\n`);
 }
 
-/** `ringtrain doctor ...`: returns 0 when every check passed, 1 otherwise. */
-async function runDoctorCommand(args: string[]): Promise<number> {
+/** Parses `args`; undefined when yargs printed the help or the version (nothing else to do). */
+async function parseCommandLine<T>(y: Argv<T>, args: string[]) {
   let helpShown = false;
-  const y = doctorParser(args);
-  let argv: Awaited<ReturnType<typeof y.parseAsync>>;
-  try {
-    argv = await y.parseAsync(args, {}, (_err, _parsed, output) => {
+  const argv = await y
+    .parseAsync(args, {}, (_err, _parsed, output) => {
       if (output) {
         helpShown = true;
         process.stdout.write(`${output}\n`);
       }
+    })
+    .catch((e: unknown) => {
+      throw e instanceof UsageError || (e as Error).name === 'YError' ? new UsageError((e as Error).message) : e;
     });
-  } catch (e) {
-    if (e instanceof UsageError || (e as Error).name === 'YError') throw new UsageError((e as Error).message);
-    throw e;
-  }
-  if (helpShown || argv.help || argv.version) return 0;
+  return helpShown || argv.help || argv.version ? undefined : argv;
+}
+
+/** `ringtrain doctor ...`: returns 0 when every check passed, 1 otherwise. */
+async function runDoctorCommand(args: string[]): Promise<number> {
+  const argv = await parseCommandLine(doctorParser(args), args);
+  if (!argv) return 0;
   const settings = await hostSettings(argv);
   const report = await runDoctor({
     ...settings,
@@ -373,21 +376,8 @@ async function main(): Promise<number> {
   const args = normalizeArgs(process.argv.slice(2));
   // The doctor's per-host check, started by the doctor itself through ssh: not for people.
   if (args.length === 2 && args[0] === 'doctor' && args[1] === '--agent') return runAgent();
-  let helpShown = false;
-  const y = parser(args);
-  let argv: Awaited<ReturnType<typeof y.parseAsync>>;
-  try {
-    argv = await y.parseAsync(args, {}, (_err, _parsed, output) => {
-      if (output) {
-        helpShown = true;
-        process.stdout.write(`${output}\n`);
-      }
-    });
-  } catch (e) {
-    if (e instanceof UsageError || (e as Error).name === 'YError') throw new UsageError((e as Error).message);
-    throw e;
-  }
-  if (helpShown || argv.help || argv.version) return 0;
+  const argv = await parseCommandLine(parser(args), args);
+  if (!argv) return 0;
 
   // Everything from the first non-option on is left verbatim in argv._ (halt-at-non-option); it was
   // written after `--` when the word before it is `--`, and then it is a command even if named bench.

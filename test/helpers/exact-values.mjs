@@ -22,23 +22,23 @@ function floatToHalf(v) {  // exact for the small integers and their averages us
 const bf16ToFloat = (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0];
 const floatToBf16 = (f) => new Uint32Array(new Float32Array([f]).buffer)[0] >>> 16;
 
-function value(dtype, op, r, i) {
+export function value(dtype, op, r, i) {
   const base = op === 'prod' ? ((i + r) % 3 === 0 ? 2 : 1) * (r % 2 === 0 ? 1 : -1) : ((i * 7 + r * 13) % 11) - 5;
   return dtype === 'uint8' ? Math.abs(base) : base;
 }
-function encode(dtype, v) {
+export function encode(dtype, v) {
   if (dtype === 'int64') return BigInt(v);
   if (dtype === 'float16') return floatToHalf(v);
   if (dtype === 'bfloat16') return floatToBf16(v);
   return v;
 }
-function decode(dtype, x) {
+export function decode(dtype, x) {
   if (dtype === 'int64') return Number(x);
   if (dtype === 'float16') return halfToFloat(x);
   if (dtype === 'bfloat16') return bf16ToFloat(x);
   return x;
 }
-function expected(dtype, op, ranks, i) {
+export function expected(dtype, op, ranks, i) {
   const vals = ranks.map((r) => value(dtype, op, r, i));
   let acc;
   switch (op) {
@@ -60,7 +60,7 @@ function expected(dtype, op, ranks, i) {
   return acc;
 }
 // 16-bit float averages may round an ulp differently from floatToHalf; float32 averages likewise.
-function close(dtype, got, want) {
+export function close(dtype, got, want) {
   if (dtype === 'float16' || dtype === 'bfloat16' || (dtype === 'float32' && !Number.isInteger(want))) {
     return Math.abs(got - want) <= Math.abs(want) * (dtype === 'bfloat16' ? 1 / 128 : dtype === 'float16' ? 1 / 1024 : 1e-6) + 1e-6;
   }
